@@ -1,0 +1,97 @@
+//! What a service crate implements to be served by the gateway.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::{Map, Value};
+
+use crate::context::AwsContext;
+use crate::error::AwsError;
+use crate::identity::Principal;
+use crate::protocol::Protocol;
+use crate::query::QueryInput;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The static description of a service: how requests for it are recognised and framed.
+#[derive(Debug)]
+pub struct ServiceSpec {
+    /// The name in the SigV4 credential scope (`sts`, `iam`, `ecs`, `elasticloadbalancing`…).
+    pub signing_name: &'static str,
+    /// The prefix of IAM actions (`sts:GetCallerIdentity`).
+    pub action_prefix: &'static str,
+    pub protocol: Protocol,
+    /// awsJson: the `X-Amz-Target` prefix, e.g. `AmazonEC2ContainerServiceV20141113`.
+    pub target_prefix: &'static str,
+    /// awsQuery: the XML namespace of responses, e.g. `https://sts.amazonaws.com/doc/2011-06-15/`.
+    pub xml_namespace: &'static str,
+    /// Global services (IAM, STS) accept signatures scoped to any region.
+    pub global: bool,
+    /// The operations the service implements, by their botocore names.
+    pub operations: &'static [&'static str],
+}
+
+impl ServiceSpec {
+    pub fn operation(&self, name: &str) -> Option<&'static str> {
+        self.operations.iter().copied().find(|op| *op == name)
+    }
+}
+
+/// The decoded input of an operation.
+#[derive(Debug)]
+pub enum Input {
+    Json(Map<String, Value>),
+    Query(QueryInput),
+}
+
+impl Input {
+    pub fn as_query(&self) -> Option<&QueryInput> {
+        match self {
+            Input::Query(q) => Some(q),
+            Input::Json(_) => None,
+        }
+    }
+    pub fn as_json(&self) -> Option<&Map<String, Value>> {
+        match self {
+            Input::Json(m) => Some(m),
+            Input::Query(_) => None,
+        }
+    }
+}
+
+/// The result of an operation, in the service's protocol.
+#[derive(Debug)]
+pub enum Output {
+    Json(Value),
+    /// awsQuery: the inside of `<OperationResult>`, or `None` for operations without a result.
+    Xml(Option<String>),
+}
+
+/// Everything a handler knows about the request besides its input.
+#[derive(Clone, Debug)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub operation: &'static str,
+    pub principal: Principal,
+    pub aws: AwsContext,
+}
+
+/// The permission an operation needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Permission {
+    /// Allowed to every authenticated caller (e.g. `sts:GetCallerIdentity`).
+    AnyAuthenticated,
+    Action { action: String, resource: String },
+}
+
+/// A service served by the gateway. Handlers validate, write desired state, and return: no long work.
+pub trait Service: Send + Sync + 'static {
+    fn spec(&self) -> &'static ServiceSpec;
+
+    /// The permission the call needs; by default `<prefix>:<Operation>` on `*`.
+    fn permission(&self, ctx: &RequestContext, _input: &Input) -> Result<Permission, AwsError> {
+        Ok(Permission::Action { action: format!("{}:{}", self.spec().action_prefix, ctx.operation), resource: "*".into() })
+    }
+
+    fn call<'a>(&'a self, ctx: &'a RequestContext, input: Input) -> BoxFuture<'a, Result<Output, AwsError>>;
+}

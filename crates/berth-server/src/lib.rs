@@ -1,0 +1,189 @@
+//! Wiring: configuration, the one API gateway, the services behind it, and the HTTP server.
+//! Also the in-process test harness ([`testing`]) and a signed API client ([`client`]).
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod config;
+pub mod testing;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use berth_aws::time::{SharedClock, SystemClock};
+use berth_aws::Gateway;
+use berth_iam::{IamAuthorizer, IamCredentials, IamService, RootCredentials, StsService};
+use berth_store::Store;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::Config;
+
+/// The file in the data dir that records where the last server listened (read by `berth env`).
+pub const ENDPOINT_FILE: &str = "endpoint";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Store(#[from] berth_store::StoreError),
+    #[error(transparent)]
+    RootCredentials(#[from] berth_iam::RootCredentialsError),
+    #[error("cannot start IAM: {0}")]
+    Iam(#[from] berth_iam::IamError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot write {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// A started server. Dropping it does not stop it: call [`RunningServer::shutdown`].
+pub struct RunningServer {
+    pub local_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub root: RootCredentials,
+    pub config: Config,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// `http://<addr>`, what `AWS_ENDPOINT_URL` should be.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (up to the configured grace),
+    /// then closes the store.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Runs until `signal` resolves, then shuts down gracefully.
+    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) {
+        signal.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        self.shutdown().await;
+    }
+}
+
+/// Opens the state, builds every service and starts serving.
+pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
+    start_with_clock(config, Arc::new(SystemClock)).await
+}
+
+pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<RunningServer, ServerError> {
+    // The store takes the data dir's lock first: a second server on the same dir stops here.
+    let store = Store::open(&config.data_dir)?;
+    let root = RootCredentials::load_or_create(&config.data_dir)?;
+
+    let mut gateway = Gateway::new(
+        config.aws.clone(),
+        Arc::new(IamCredentials::new(&config.aws, &root)),
+        Arc::new(IamAuthorizer),
+        clock.clone(),
+    )
+    .with_max_body_bytes(config.max_body_bytes);
+    gateway.register(Arc::new(StsService));
+    gateway.register(IamService::new(store.clone(), clock.clone())?);
+    let gateway = Arc::new(gateway);
+
+    let listener = TcpListener::bind(config.listen).await.map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+    let local_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+    write_endpoint_file(&config.data_dir, local_addr)?;
+
+    let (stop, stop_rx) = watch::channel(false);
+    let grace = config.shutdown_grace;
+    let task = tokio::spawn(serve(listener, gateway, stop_rx, grace, store));
+    Ok(RunningServer { local_addr, data_dir: config.data_dir.clone(), root, config, stop, task })
+}
+
+fn write_endpoint_file(data_dir: &Path, addr: SocketAddr) -> Result<(), ServerError> {
+    let path = data_dir.join(ENDPOINT_FILE);
+    std::fs::write(&path, format!("http://{addr}\n")).map_err(|source| ServerError::Io { path, source })
+}
+
+async fn serve(listener: TcpListener, gateway: Arc<Gateway>, mut stop: watch::Receiver<bool>, grace: std::time::Duration, store: Store) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(std::time::Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _peer) = match accepted {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let gw = gateway.clone();
+                let svc = hyper::service::service_fn(move |req| {
+                    let gw = gw.clone();
+                    async move { Ok::<_, Infallible>(route(&gw, req).await) }
+                });
+                let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection closed with an error");
+                    }
+                });
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::debug!("all connections closed"),
+        _ = tokio::time::sleep(grace) => tracing::warn!(?grace, "in-flight requests did not finish within the grace period"),
+    }
+    drop(store);
+}
+
+async fn route(gateway: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    if parts.uri.path() == "/_berth/health" {
+        let mut resp = Response::new(Full::new(Bytes::from_static(b"{\"status\":\"ok\"}")));
+        resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        return resp;
+    }
+    let limit = gateway.max_body_bytes();
+    let declared_too_large = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > limit as u64);
+    if declared_too_large {
+        return close_after(gateway.body_too_large(&parts).map(Full::new));
+    }
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return close_after(gateway.body_too_large(&parts).map(Full::new));
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "request body could not be read");
+            let mut resp = Response::new(Full::new(Bytes::new()));
+            *resp.status_mut() = http::StatusCode::BAD_REQUEST;
+            return close_after(resp);
+        }
+    };
+    gateway.handle(&parts, &body).await.map(Full::new)
+}
+
+/// The rest of an over-long body is not read: close the connection after answering.
+fn close_after<B>(mut resp: Response<B>) -> Response<B> {
+    resp.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+    resp
+}
