@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use berth_aws::time::{SharedClock, Timestamp};
 use berth_aws::xml::XmlWriter;
-use berth_aws::{AwsError, BoxFuture, Input, Output, PrincipalKind, Protocol, QueryInput, RequestContext, Service, ServiceSpec};
+use berth_aws::{
+    AwsError, BoxFuture, Input, Output, PrincipalKind, Protocol, QueryInput, RequestContext, Service, ServiceSpec,
+};
 use berth_store::Store;
 
 use crate::error::IamError;
@@ -55,12 +57,17 @@ impl IamService {
                 // The root user has no name or path: AWS answers with its id, ARN and creation date.
                 let mut w = XmlWriter::new();
                 w.node("User", |w| {
-                    w.elem("UserId", &ctx.principal.user_id).elem("Arn", &ctx.principal.arn).elem("CreateDate", Timestamp(0).iso8601());
+                    w.elem("UserId", &ctx.principal.user_id)
+                        .elem("Arn", &ctx.principal.arn)
+                        .elem("CreateDate", Timestamp(0).iso8601());
                 });
                 return Ok(Output::Xml(Some(w.into_string())));
             }
             (None, PrincipalKind::AssumedRole { .. }) => {
-                return Err(AwsError::client("ValidationError", "Must specify userName when calling with non-User credentials"));
+                return Err(AwsError::client(
+                    "ValidationError",
+                    "Must specify userName when calling with non-User credentials",
+                ));
             }
         };
         user::validate_user_name(&name)?;
@@ -87,7 +94,9 @@ impl IamService {
         }
         let marker = match q.get("Marker") {
             None => None,
-            Some(m) => Some(user::parse_marker(m).ok_or_else(|| AwsError::client("ValidationError", "Invalid Marker"))?),
+            Some(m) => {
+                Some(user::parse_marker(m).ok_or_else(|| AwsError::client("ValidationError", "Invalid Marker"))?)
+            }
         };
         let (users, next) = self.users.list(prefix, marker, max_items as usize).await?;
         let mut w = XmlWriter::new();

@@ -11,7 +11,7 @@ pub mod root_credentials;
 pub mod sts;
 pub mod user;
 
-use berth_aws::{AwsContext, Authorizer, Credential, CredentialStore, Principal, PrincipalKind};
+use berth_aws::{Authorizer, AwsContext, Credential, CredentialStore, Principal, PrincipalKind};
 
 pub use error::IamError;
 pub use iam::IamService;

@@ -39,7 +39,9 @@ struct StoredKey {
 pub enum RootCredentialsError {
     #[error("cannot read or write the root credentials file {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("the root credentials file {path} is damaged ({reason}); restore it, or remove it to create a new root key")]
+    #[error(
+        "the root credentials file {path} is damaged ({reason}); restore it, or remove it to create a new root key"
+    )]
     Corrupt { path: PathBuf, reason: String },
     #[error("{ENV_ACCESS_KEY_ID} and {ENV_SECRET_ACCESS_KEY} must be set together")]
     HalfSet,
@@ -123,7 +125,8 @@ impl RootCredentials {
         let text = serde_json::to_string_pretty(&stored).map_err(|e| io(std::io::Error::other(e)))?;
         // Write to a temporary file and rename, so a crash never leaves half a key behind.
         let tmp = path.with_extension("json.tmp");
-        let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
+        let mut f =
+            fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
         f.write_all(text.as_bytes()).map_err(io)?;
         f.sync_all().map_err(io)?;
         fs::rename(&tmp, path).map_err(io)?;

@@ -89,7 +89,10 @@ impl NewUser {
         let permissions_boundary = q.get("PermissionsBoundary").map(str::to_string);
         if let Some(b) = &permissions_boundary {
             if !(20..=2048).contains(&b.len()) || !b.starts_with("arn:") {
-                return Err(validation(format!("Value '{b}' at 'permissionsBoundary' failed to satisfy constraint: Member must be an ARN")).into());
+                return Err(validation(format!(
+                    "Value '{b}' at 'permissionsBoundary' failed to satisfy constraint: Member must be an ARN"
+                ))
+                .into());
             }
         }
         let mut tags = Vec::new();
@@ -116,8 +119,8 @@ fn validation(msg: String) -> IamError {
 }
 
 pub fn validate_user_name(name: &str) -> Result<(), IamError> {
-    let ok = (1..=64).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
+    let ok =
+        (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -176,7 +179,15 @@ impl Users {
                 let tags = serde_json::to_string(&row.tags).map_err(|e| IamError::Validation(e.to_string()))?;
                 tx.execute(
                     &format!("INSERT INTO iam_users ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
-                    params![row.user_name, row.user_id, row.path, row.arn, row.created_at.0, row.permissions_boundary, tags],
+                    params![
+                        row.user_name,
+                        row.user_id,
+                        row.path,
+                        row.arn,
+                        row.created_at.0,
+                        row.permissions_boundary,
+                        tags
+                    ],
                 )?;
                 Ok(())
             })
@@ -211,7 +222,12 @@ impl Users {
 
     /// One page of users whose path starts with `path_prefix`, in name order, starting at `marker`.
     /// Returns the page and the marker of the next page.
-    pub async fn list(&self, path_prefix: &str, marker: Option<String>, max_items: usize) -> Result<(Vec<User>, Option<String>), IamError> {
+    pub async fn list(
+        &self,
+        path_prefix: &str,
+        marker: Option<String>,
+        max_items: usize,
+    ) -> Result<(Vec<User>, Option<String>), IamError> {
         let prefix = path_prefix.to_string();
         self.store
             .read(move |c| {
@@ -236,7 +252,7 @@ pub fn hex_marker(name: &str) -> String {
 }
 
 pub fn parse_marker(marker: &str) -> Option<String> {
-    if marker.len() % 2 != 0 {
+    if !marker.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Option<Vec<u8>> =

@@ -71,8 +71,18 @@ impl ApiClient {
     }
 
     /// An awsQuery call: `Action=<action>&Version=<version>&<params>`.
-    pub async fn query(&self, service: &str, action: &str, version: &str, params: &[(&str, &str)]) -> Result<ApiResponse, ClientError> {
-        let mut body = format!("Action={}&Version={}", sigv4::uri_encode(action.as_bytes()), sigv4::uri_encode(version.as_bytes()));
+    pub async fn query(
+        &self,
+        service: &str,
+        action: &str,
+        version: &str,
+        params: &[(&str, &str)],
+    ) -> Result<ApiResponse, ClientError> {
+        let mut body = format!(
+            "Action={}&Version={}",
+            sigv4::uri_encode(action.as_bytes()),
+            sigv4::uri_encode(version.as_bytes())
+        );
         for (k, v) in params {
             body.push('&');
             body.push_str(&sigv4::uri_encode(k.as_bytes()));
@@ -84,7 +94,12 @@ impl ApiClient {
     }
 
     /// An awsJson 1.1 call with `X-Amz-Target: <target>`.
-    pub async fn json(&self, service: &str, target: &str, input: &serde_json::Value) -> Result<ApiResponse, ClientError> {
+    pub async fn json(
+        &self,
+        service: &str,
+        target: &str,
+        input: &serde_json::Value,
+    ) -> Result<ApiResponse, ClientError> {
         let req = self.signed(service, "application/x-amz-json-1.1", Some(target), Bytes::from(input.to_string()));
         self.send(req).await
     }
@@ -93,7 +108,10 @@ impl ApiClient {
     pub fn signed(&self, service: &str, content_type: &str, target: Option<&str>, body: Bytes) -> Request<Full<Bytes>> {
         let mut headers = HeaderMap::new();
         headers.insert("host", HeaderValue::from_str(&self.host).unwrap_or(HeaderValue::from_static("localhost")));
-        headers.insert("content-type", HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")));
+        headers.insert(
+            "content-type",
+            HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+        );
         if let Some(t) = target.and_then(|t| HeaderValue::from_str(t).ok()) {
             headers.insert("x-amz-target", t);
         }

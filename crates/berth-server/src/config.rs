@@ -31,7 +31,12 @@ pub enum ConfigError {
 }
 
 impl Config {
-    pub fn new(listen: &str, data_dir: Option<PathBuf>, account_id: Option<&str>, region: Option<&str>) -> Result<Config, ConfigError> {
+    pub fn new(
+        listen: &str,
+        data_dir: Option<PathBuf>,
+        account_id: Option<&str>,
+        region: Option<&str>,
+    ) -> Result<Config, ConfigError> {
         let listen = listen.parse().map_err(|_| ConfigError::Listen { value: listen.to_string() })?;
         let data_dir = match data_dir {
             Some(d) => d,

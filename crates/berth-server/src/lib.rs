@@ -95,7 +95,8 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
     gateway.register(IamService::new(store.clone(), clock.clone())?);
     let gateway = Arc::new(gateway);
 
-    let listener = TcpListener::bind(config.listen).await.map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+    let listener =
+        TcpListener::bind(config.listen).await.map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     let local_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     write_endpoint_file(&config.data_dir, local_addr)?;
 
@@ -110,7 +111,13 @@ fn write_endpoint_file(data_dir: &Path, addr: SocketAddr) -> Result<(), ServerEr
     std::fs::write(&path, format!("http://{addr}\n")).map_err(|source| ServerError::Io { path, source })
 }
 
-async fn serve(listener: TcpListener, gateway: Arc<Gateway>, mut stop: watch::Receiver<bool>, grace: std::time::Duration, store: Store) {
+async fn serve(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    mut stop: watch::Receiver<bool>,
+    grace: std::time::Duration,
+    store: Store,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(std::time::Duration::from_secs(30));

@@ -60,11 +60,7 @@ pub enum StoreError {
         "the database has {applied} migrations applied for component {component:?} but this berth \
          knows only {known}; it was written by a newer version of berth"
     )]
-    SchemaTooNew {
-        component: String,
-        applied: usize,
-        known: usize,
-    },
+    SchemaTooNew { component: String, applied: usize, known: usize },
     /// The blocking task running a store operation panicked or was cancelled.
     #[error("a state store task panicked or was cancelled")]
     TaskFailed,
@@ -72,10 +68,7 @@ pub enum StoreError {
 
 impl StoreError {
     fn io(path: &Path, source: std::io::Error) -> Self {
-        StoreError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        StoreError::Io { path: path.to_path_buf(), source }
     }
 }
 
@@ -111,9 +104,7 @@ impl fmt::Debug for Store {
 
 /// Locks a mutex, recovering the guard if a previous holder panicked.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Store {
@@ -123,11 +114,7 @@ impl Store {
     /// `<data_dir>/berth.lock` (held until the last clone of the `Store` is dropped), and opens
     /// `<data_dir>/state.db` (mode 0600) in WAL mode with `synchronous=FULL` and foreign keys on.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(data_dir)
-            .map_err(|e| StoreError::io(data_dir, e))?;
+        DirBuilder::new().recursive(true).mode(0o700).create(data_dir).map_err(|e| StoreError::io(data_dir, e))?;
 
         let lock_path = data_dir.join(LOCK_FILE_NAME);
         let lock_file = OpenOptions::new()
@@ -140,11 +127,7 @@ impl Store {
             .map_err(|e| StoreError::io(&lock_path, e))?;
         match lock_file.try_lock() {
             Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked {
-                    path: data_dir.to_path_buf(),
-                })
-            }
+            Err(TryLockError::WouldBlock) => return Err(StoreError::Locked { path: data_dir.to_path_buf() }),
             Err(TryLockError::Error(e)) => return Err(StoreError::io(&lock_path, e)),
         }
 
@@ -152,15 +135,12 @@ impl Store {
         let created = create_private_file(&db_path)?;
         if created {
             // Make the new directory entry itself durable.
-            File::open(data_dir)
-                .and_then(|dir| dir.sync_all())
-                .map_err(|e| StoreError::io(data_dir, e))?;
+            File::open(data_dir).and_then(|dir| dir.sync_all()).map_err(|e| StoreError::io(data_dir, e))?;
         }
 
         let writer = Connection::open(&db_path)?;
         writer.busy_timeout(BUSY_TIMEOUT)?;
-        let journal_mode: String =
-            writer.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        let journal_mode: String = writer.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
         if !journal_mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(
                 path = %db_path.display(),
@@ -185,11 +165,8 @@ impl Store {
              INSERT OR IGNORE INTO _berth_revision (id, revision) VALUES (1, 0);
              COMMIT;",
         )?;
-        let revision: u64 = writer.query_row(
-            "SELECT revision FROM _berth_revision WHERE id = 1",
-            [],
-            |row| row.get(0),
-        )?;
+        let revision: u64 =
+            writer.query_row("SELECT revision FROM _berth_revision WHERE id = 1", [], |row| row.get(0))?;
 
         tracing::debug!(path = %db_path.display(), revision, "opened state store");
 
@@ -220,11 +197,10 @@ impl Store {
         let mut conn = self.writer();
         loop {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let applied: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM _berth_migrations WHERE component = ?1",
-                [component],
-                |row| row.get(0),
-            )?;
+            let applied: i64 =
+                tx.query_row("SELECT COUNT(*) FROM _berth_migrations WHERE component = ?1", [component], |row| {
+                    row.get(0)
+                })?;
             let applied = usize::try_from(applied).unwrap_or(usize::MAX);
             if applied > migrations.len() {
                 return Err(StoreError::SchemaTooNew {
@@ -289,9 +265,7 @@ impl Store {
         E: From<StoreError>,
     {
         let mut conn = self.writer();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::from)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?;
         // On `Err` the transaction is dropped here, which rolls it back.
         let value = f(&tx)?;
         let revision: u64 = tx
@@ -322,8 +296,7 @@ impl Store {
         let result = {
             // A deferred transaction: the snapshot is taken at the first read and held until the
             // end of `f`. Dropping it rolls back, which for a read transaction just ends it.
-            let tx = Transaction::new_unchecked(&conn, TransactionBehavior::Deferred)
-                .map_err(StoreError::from)?;
+            let tx = Transaction::new_unchecked(&conn, TransactionBehavior::Deferred).map_err(StoreError::from)?;
             f(&tx)
         };
         // Only reuse a connection that is back in autocommit mode.
@@ -369,9 +342,7 @@ impl Store {
     fn open_reader(&self) -> Result<Connection, StoreError> {
         let conn = Connection::open_with_flags(
             &self.inner.db_path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_URI,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         Ok(conn)
@@ -381,17 +352,11 @@ impl Store {
 /// Creates `path` with mode 0600 if it does not exist, and makes sure it has mode 0600.
 /// Returns whether the file was created.
 fn create_private_file(path: &Path) -> Result<bool, StoreError> {
-    let created = match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
+    let created = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
         Ok(_) => true,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
         Err(e) => return Err(StoreError::io(path, e)),
     };
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| StoreError::io(path, e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| StoreError::io(path, e))?;
     Ok(created)
 }

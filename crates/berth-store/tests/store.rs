@@ -65,8 +65,7 @@ fn insert_widget(store: &Store, name: &str) -> Result<i64, TestError> {
 fn widget_count(store: &Store) -> i64 {
     store
         .read_blocking(|conn| {
-            conn.query_row("SELECT COUNT(*) FROM widgets", [], |row| row.get(0))
-                .map_err(TestError::from)
+            conn.query_row("SELECT COUNT(*) FROM widgets", [], |row| row.get(0)).map_err(TestError::from)
         })
         .expect("count widgets")
 }
@@ -110,12 +109,9 @@ fn migrations_apply_once_and_are_idempotent_across_reopen() {
     let store = open_migrated(tmp.path());
     let (versions, rows): (Vec<i64>, i64) = store
         .read_blocking(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT version FROM _berth_migrations WHERE component = ?1 ORDER BY version",
-            )?;
-            let versions = stmt
-                .query_map([COMPONENT], |r| r.get(0))?
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut stmt =
+                conn.prepare("SELECT version FROM _berth_migrations WHERE component = ?1 ORDER BY version")?;
+            let versions = stmt.query_map([COMPONENT], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?;
             let rows = conn.query_row("SELECT COUNT(*) FROM widgets", [], |r| r.get(0))?;
             Ok::<_, TestError>((versions, rows))
         })
@@ -130,23 +126,14 @@ fn migrations_apply_once_and_are_idempotent_across_reopen() {
     store.migrate(COMPONENT, &more).unwrap();
     let applied: i64 = store
         .read_blocking(|conn| {
-            conn.query_row(
-                "SELECT COUNT(*) FROM _berth_migrations WHERE component = ?1",
-                [COMPONENT],
-                |r| r.get(0),
-            )
-            .map_err(TestError::from)
+            conn.query_row("SELECT COUNT(*) FROM _berth_migrations WHERE component = ?1", [COMPONENT], |r| r.get(0))
+                .map_err(TestError::from)
         })
         .unwrap();
     assert_eq!(applied, 3);
 
     // Components are independent.
-    store
-        .migrate(
-            "gadgets",
-            &["CREATE TABLE gadgets (id INTEGER PRIMARY KEY)"],
-        )
-        .unwrap();
+    store.migrate("gadgets", &["CREATE TABLE gadgets (id INTEGER PRIMARY KEY)"]).unwrap();
 }
 
 #[test]
@@ -161,18 +148,10 @@ fn failing_migration_leaves_no_trace() {
     assert!(matches!(err, StoreError::Sqlite(_)), "{err:?}");
     let (applied, half_exists): (i64, Option<String>) = store
         .read_blocking(|conn| {
-            let applied = conn.query_row(
-                "SELECT COUNT(*) FROM _berth_migrations WHERE component = 'bad'",
-                [],
-                |r| r.get(0),
-            )?;
-            let half = conn
-                .query_row(
-                    "SELECT name FROM sqlite_master WHERE name = 'half'",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()?;
+            let applied =
+                conn.query_row("SELECT COUNT(*) FROM _berth_migrations WHERE component = 'bad'", [], |r| r.get(0))?;
+            let half =
+                conn.query_row("SELECT name FROM sqlite_master WHERE name = 'half'", [], |r| r.get(0)).optional()?;
             Ok::<_, TestError>((applied, half))
         })
         .unwrap();
@@ -187,11 +166,7 @@ fn schema_too_new_is_refused() {
     let store = Store::open(tmp.path()).unwrap();
     let err = store.migrate(COMPONENT, &MIGRATIONS[..1]).unwrap_err();
     match err {
-        StoreError::SchemaTooNew {
-            ref component,
-            applied,
-            known,
-        } => {
+        StoreError::SchemaTooNew { ref component, applied, known } => {
             assert_eq!(component, COMPONENT);
             assert_eq!(applied, 2);
             assert_eq!(known, 1);
@@ -248,10 +223,7 @@ fn failing_write_rolls_back_and_does_not_notify() {
 
     assert_eq!(widget_count(&store), 1);
     assert_eq!(store.revision(), 1);
-    assert!(
-        !rx.has_changed().unwrap(),
-        "no notification for a rolled-back write"
-    );
+    assert!(!rx.has_changed().unwrap(), "no notification for a rolled-back write");
 
     // The writer is still usable afterwards.
     insert_widget(&store, "b").unwrap();
@@ -269,10 +241,7 @@ async fn panicking_write_rolls_back_and_reports_task_failed() {
             panic!("closure panicked on purpose");
         })
         .await;
-    assert!(matches!(
-        result,
-        Err(TestError::Store(StoreError::TaskFailed))
-    ));
+    assert!(matches!(result, Err(TestError::Store(StoreError::TaskFailed))));
     assert_eq!(store.revision(), 0);
     // The poisoned writer is recovered and the half-done transaction is gone.
     let id = store
@@ -305,10 +274,7 @@ async fn subscribe_wakes_on_commit() {
         })
         .await
         .unwrap();
-    let seen = tokio::time::timeout(Duration::from_secs(2), waiter)
-        .await
-        .expect("subscriber woke")
-        .unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(2), waiter).await.expect("subscriber woke").unwrap();
     assert_eq!(seen, 1);
 }
 
@@ -333,8 +299,7 @@ async fn concurrent_writes_from_many_tasks_all_land() {
     for _ in 0..8 {
         store
             .read(|conn| {
-                conn.query_row("SELECT COUNT(*) FROM widgets", [], |r| r.get::<_, i64>(0))
-                    .map_err(TestError::from)
+                conn.query_row("SELECT COUNT(*) FROM widgets", [], |r| r.get::<_, i64>(0)).map_err(TestError::from)
             })
             .await
             .unwrap();
@@ -344,8 +309,7 @@ async fn concurrent_writes_from_many_tasks_all_land() {
     }
     let count = store
         .read(|conn| {
-            conn.query_row("SELECT COUNT(*) FROM widgets", [], |r| r.get::<_, i64>(0))
-                .map_err(TestError::from)
+            conn.query_row("SELECT COUNT(*) FROM widgets", [], |r| r.get::<_, i64>(0)).map_err(TestError::from)
         })
         .await
         .unwrap();
@@ -377,9 +341,7 @@ fn readers_see_committed_data_while_a_write_is_in_progress() {
     let names: Vec<String> = store
         .read_blocking(|conn| {
             let mut stmt = conn.prepare("SELECT name FROM widgets ORDER BY id")?;
-            let names = stmt
-                .query_map([], |r| r.get(0))?
-                .collect::<Result<Vec<_>, _>>()?;
+            let names = stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?;
             Ok::<_, TestError>(names)
         })
         .unwrap();
@@ -448,10 +410,7 @@ fn second_open_in_same_process_is_locked_until_drop() {
 
     // Clones share the lock: dropping one is not enough.
     drop(store);
-    assert!(matches!(
-        Store::open(tmp.path()),
-        Err(StoreError::Locked { .. })
-    ));
+    assert!(matches!(Store::open(tmp.path()), Err(StoreError::Locked { .. })));
     drop(clone);
     let reopened = Store::open(tmp.path()).expect("lock released on drop");
     drop(reopened);
@@ -461,12 +420,7 @@ fn second_open_in_same_process_is_locked_until_drop() {
 fn probe_from_child(dir: &Path) -> String {
     let exe = std::env::current_exe().unwrap();
     let output = Command::new(exe)
-        .args([
-            "child_open_probe",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["child_open_probe", "--exact", "--nocapture", "--test-threads=1"])
         .env(PROBE_ENV, dir)
         .output()
         .unwrap();

@@ -17,7 +17,11 @@ struct Steps {
 
 impl Steps {
     /// Runs one step of the flow, timing it and saying what berth did.
-    async fn step<T>(&mut self, what: &str, work: impl Future<Output = anyhow::Result<(T, String)>>) -> anyhow::Result<T> {
+    async fn step<T>(
+        &mut self,
+        what: &str,
+        work: impl Future<Output = anyhow::Result<(T, String)>>,
+    ) -> anyhow::Result<T> {
         self.n += 1;
         let t = Instant::now();
         match work.await {
@@ -55,14 +59,19 @@ pub async fn run(data_dir: Option<PathBuf>, listen: &str) -> anyhow::Result<()> 
         .await?;
     let client = berth_server::testing::root_client(&server);
     steps.step("who am I: sts get-caller-identity (SigV4-signed, verified by berth)", caller_identity(&client)).await?;
-    steps.step("create the pipeline's IAM user (durable before the call returns)", create_pipeline_user(&client)).await?;
+    steps
+        .step("create the pipeline's IAM user (durable before the call returns)", create_pipeline_user(&client))
+        .await?;
     steps
         .step("stop berth gracefully", async {
             server.shutdown().await;
             Ok(((), "in-flight requests finished; state closed".to_string()))
         })
         .await?;
-    println!("\ndone in {:.1} s. Coming as they land: registry push, cluster and service, secrets, logs, blue/green.", steps.started.elapsed().as_secs_f64());
+    println!(
+        "\ndone in {:.1} s. Coming as they land: registry push, cluster and service, secrets, logs, blue/green.",
+        steps.started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

@@ -75,7 +75,8 @@ fn main() -> std::process::ExitCode {
 }
 
 fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
@@ -84,7 +85,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn config(args: &ServerArgs) -> anyhow::Result<berth_server::Config> {
-    Ok(berth_server::Config::new(&args.listen, args.data_dir.clone(), args.account_id.as_deref(), args.region.as_deref())?)
+    Ok(berth_server::Config::new(
+        &args.listen,
+        args.data_dir.clone(),
+        args.account_id.as_deref(),
+        args.region.as_deref(),
+    )?)
 }
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
