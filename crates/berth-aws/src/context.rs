@@ -21,11 +21,7 @@ pub enum ContextError {
 
 impl Default for AwsContext {
     fn default() -> Self {
-        AwsContext {
-            account_id: DEFAULT_ACCOUNT_ID.into(),
-            region: DEFAULT_REGION.into(),
-            partition: "aws".into(),
-        }
+        AwsContext { account_id: DEFAULT_ACCOUNT_ID.into(), region: DEFAULT_REGION.into(), partition: "aws".into() }
     }
 }
 
@@ -42,11 +38,7 @@ impl AwsContext {
         if !region_ok {
             return Err(ContextError::Region(region.into()));
         }
-        Ok(AwsContext {
-            account_id: account_id.into(),
-            region: region.into(),
-            partition: "aws".into(),
-        })
+        Ok(AwsContext { account_id: account_id.into(), region: region.into(), partition: "aws".into() })
     }
 
     /// A regional ARN: `arn:aws:<service>:<region>:<account>:<resource>`.

@@ -15,12 +15,12 @@ use subtle::ConstantTimeEq;
 use crate::context::AwsContext;
 use crate::error::{AwsError, WireError};
 use crate::identity::{Authorizer, CredentialStore, Principal};
+use crate::ids;
 use crate::protocol::Protocol;
 use crate::query::QueryInput;
 use crate::service::{Input, Output, Permission, RequestContext, Service};
 use crate::sigv4::{self, RequestParts, SigV4Error};
 use crate::time::{SharedClock, Timestamp};
-use crate::ids;
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
@@ -147,10 +147,8 @@ impl Gateway {
             route.service = Some(idx);
             route.protocol = self.services[idx].spec().protocol;
         }
-        let credential = self
-            .credentials
-            .lookup(&claim.access_key_id)
-            .ok_or_else(|| wire(route, WireError::UnknownAccessKey))?;
+        let credential =
+            self.credentials.lookup(&claim.access_key_id).ok_or_else(|| wire(route, WireError::UnknownAccessKey))?;
         let token_ok = match (&credential.session_token, &claim.security_token) {
             (None, None) => true,
             (Some(expected), Some(given)) => bool::from(expected.expose().as_bytes().ct_eq(given.as_bytes())),
@@ -185,12 +183,7 @@ impl Gateway {
         let (operation, input) = self.decode(service.as_ref(), call, route)?;
         route.operation = Some(operation);
 
-        let ctx = RequestContext {
-            request_id: call.request_id.clone(),
-            operation,
-            principal,
-            aws: self.aws.clone(),
-        };
+        let ctx = RequestContext { request_id: call.request_id.clone(), operation, principal, aws: self.aws.clone() };
         match service.permission(&ctx, &input)? {
             Permission::AnyAuthenticated => {}
             Permission::Action { action, resource } => {
@@ -227,7 +220,10 @@ impl Gateway {
                 if parts.method != Method::POST {
                     return Err(wire(WireError::MethodNotAllowed));
                 }
-                if !matches!(mime.as_str(), "application/x-amz-json-1.0" | "application/x-amz-json-1.1" | "application/json") {
+                if !matches!(
+                    mime.as_str(),
+                    "application/x-amz-json-1.0" | "application/x-amz-json-1.1" | "application/json"
+                ) {
                     return Err(wire(WireError::UnsupportedMediaType(content_type)));
                 }
                 let body = if call.body.iter().all(|b| b.is_ascii_whitespace()) { b"{}".as_slice() } else { call.body };
@@ -265,7 +261,13 @@ impl Gateway {
         }
     }
 
-    fn respond(&self, call: &Call<'_>, route: &Route, result: Result<Output, AwsError>, started: Instant) -> Response<Bytes> {
+    fn respond(
+        &self,
+        call: &Call<'_>,
+        route: &Route,
+        result: Result<Output, AwsError>,
+        started: Instant,
+    ) -> Response<Bytes> {
         let spec = route.service.map(|i| self.services[i].spec());
         let (status, content_type, body, error_code) = match result {
             Ok(Output::Json(value)) => (200, route.protocol.content_type(), value.to_string(), None),

@@ -81,7 +81,10 @@ pub struct RequestContext {
 pub enum Permission {
     /// Allowed to every authenticated caller (e.g. `sts:GetCallerIdentity`).
     AnyAuthenticated,
-    Action { action: String, resource: String },
+    Action {
+        action: String,
+        resource: String,
+    },
 }
 
 /// A service served by the gateway. Handlers validate, write desired state, and return: no long work.
@@ -90,7 +93,10 @@ pub trait Service: Send + Sync + 'static {
 
     /// The permission the call needs; by default `<prefix>:<Operation>` on `*`.
     fn permission(&self, ctx: &RequestContext, _input: &Input) -> Result<Permission, AwsError> {
-        Ok(Permission::Action { action: format!("{}:{}", self.spec().action_prefix, ctx.operation), resource: "*".into() })
+        Ok(Permission::Action {
+            action: format!("{}:{}", self.spec().action_prefix, ctx.operation),
+            resource: "*".into(),
+        })
     }
 
     fn call<'a>(&'a self, ctx: &'a RequestContext, input: Input) -> BoxFuture<'a, Result<Output, AwsError>>;

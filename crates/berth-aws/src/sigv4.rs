@@ -93,9 +93,10 @@ pub fn parse(parts: &RequestParts<'_>) -> Result<Option<SignatureClaim>, SigV4Er
 }
 
 fn parse_header(auth: &str, parts: &RequestParts<'_>) -> Result<SignatureClaim, SigV4Error> {
-    let rest = auth.trim().strip_prefix(ALGORITHM).ok_or_else(|| {
-        SigV4Error::Incomplete(format!("Authorization header must use the {ALGORITHM} algorithm."))
-    })?;
+    let rest = auth
+        .trim()
+        .strip_prefix(ALGORITHM)
+        .ok_or_else(|| SigV4Error::Incomplete(format!("Authorization header must use the {ALGORITHM} algorithm.")))?;
     let mut credential = None;
     let mut signed_headers = None;
     let mut signature = None;
@@ -129,7 +130,8 @@ fn parse_header(auth: &str, parts: &RequestParts<'_>) -> Result<SignatureClaim, 
 
 fn parse_query(params: &[(String, String)]) -> Result<SignatureClaim, SigV4Error> {
     let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let missing = |what: &str| SigV4Error::Incomplete(format!("Query-string authentication requires the {what} parameter."));
+    let missing =
+        |what: &str| SigV4Error::Incomplete(format!("Query-string authentication requires the {what} parameter."));
     let algorithm = get("X-Amz-Algorithm").ok_or_else(|| missing("X-Amz-Algorithm"))?;
     if algorithm != ALGORITHM {
         return Err(SigV4Error::Incomplete(format!("X-Amz-Algorithm only supports \"{ALGORITHM}\".")));
@@ -139,12 +141,11 @@ fn parse_query(params: &[(String, String)]) -> Result<SignatureClaim, SigV4Error
     let signature = get("X-Amz-Signature").ok_or_else(|| missing("X-Amz-Signature"))?;
     let amz_date = get("X-Amz-Date").ok_or_else(|| missing("X-Amz-Date"))?;
     let expires = get("X-Amz-Expires").ok_or_else(|| missing("X-Amz-Expires"))?;
-    let expires_seconds: i64 = expires
-        .parse()
-        .ok()
-        .filter(|e| (1..=MAX_PRESIGN_SECONDS).contains(e))
-        .ok_or_else(|| {
-            SigV4Error::Incomplete(format!("X-Amz-Expires must be a number of seconds from 1 to {MAX_PRESIGN_SECONDS}."))
+    let expires_seconds: i64 =
+        expires.parse().ok().filter(|e| (1..=MAX_PRESIGN_SECONDS).contains(e)).ok_or_else(|| {
+            SigV4Error::Incomplete(format!(
+                "X-Amz-Expires must be a number of seconds from 1 to {MAX_PRESIGN_SECONDS}."
+            ))
         })?;
     build_claim(
         &credential,
@@ -177,7 +178,9 @@ fn build_claim(
         )));
     }
     let timestamp = Timestamp::parse_amz_date(&amz_date).ok_or_else(|| {
-        SigV4Error::Incomplete(format!("Date must be in ISO-8601 'basic format', e.g. 20150830T123600Z; got '{amz_date}'."))
+        SigV4Error::Incomplete(format!(
+            "Date must be in ISO-8601 'basic format', e.g. 20150830T123600Z; got '{amz_date}'."
+        ))
     })?;
     if !amz_date.starts_with(scope[1]) {
         return Err(SigV4Error::Incomplete(format!(
@@ -459,7 +462,8 @@ impl std::fmt::Debug for SigningCredentials {
 
 /// Signs a request in place, adding `X-Amz-Date`, `X-Amz-Security-Token` (with a session token) and
 /// `Authorization`. The `host` header must already be set. Signs `host`, `content-type` and every
-/// `x-amz-*` header.
+/// `x-amz-*` header. An `x-amz-content-sha256` header already set (e.g. `UNSIGNED-PAYLOAD`) is the
+/// payload hash; without one the body is hashed.
 #[allow(clippy::too_many_arguments)]
 pub fn sign(
     method: &str,
@@ -484,7 +488,10 @@ pub fn sign(
         .collect();
     signed.sort();
     signed.dedup();
-    let payload_hash = hex_sha256(body);
+    let payload_hash = match header_str(headers, "x-amz-content-sha256") {
+        Some(declared) => declared.trim().to_string(),
+        None => hex_sha256(body),
+    };
     let parts = RequestParts { method, path, query, headers, body };
     let creq = canonical_request(&parts, &signed, &payload_hash, SignatureLocation::Header);
     let scope = format!("{}/{region}/{service}/aws4_request", &amz_date[..8]);
