@@ -5,6 +5,7 @@
 //! response. Every response carries `x-amzn-RequestId`.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,12 +15,12 @@ use subtle::ConstantTimeEq;
 
 use crate::context::AwsContext;
 use crate::error::{AwsError, WireError};
-use crate::identity::{Authorizer, CredentialStore, Principal};
+use crate::identity::{Authorizer, AuthzRequest, CredentialStore, Principal, PrincipalKind};
 use crate::ids;
 use crate::protocol::Protocol;
 use crate::query::QueryInput;
-use crate::service::{Input, Output, Permission, RequestContext, Service};
-use crate::sigv4::{self, RequestParts, SigV4Error};
+use crate::service::{Auth, Input, Operation, Output, RequestContext, ResourceRule, Service};
+use crate::sigv4::{self, RequestParts, SigV4Error, SignatureClaim};
 use crate::time::{SharedClock, Timestamp};
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -40,6 +41,7 @@ pub struct Gateway {
 struct Call<'a> {
     parts: &'a http::request::Parts,
     body: &'a [u8],
+    peer: Option<SocketAddr>,
     request_id: String,
 }
 
@@ -98,9 +100,10 @@ impl Gateway {
     }
 
     /// Handles one request whose body has been read in full.
-    pub async fn handle(&self, parts: &http::request::Parts, body: &[u8]) -> Response<Bytes> {
+    /// `peer` is the caller's address (for `aws:SourceIp`), when known.
+    pub async fn handle(&self, parts: &http::request::Parts, body: &[u8], peer: Option<SocketAddr>) -> Response<Bytes> {
         let started = Instant::now();
-        let call = Call { parts, body, request_id: ids::request_id() };
+        let call = Call { parts, body, peer, request_id: ids::request_id() };
         let mut route = Route { protocol: self.protocol_hint(parts), service: None, operation: None };
         let result = self.dispatch(&call, &mut route).await;
         self.respond(&call, &route, result, started)
@@ -108,7 +111,7 @@ impl Gateway {
 
     /// The response for a request whose body exceeded the limit (the body was not read).
     pub fn body_too_large(&self, parts: &http::request::Parts) -> Response<Bytes> {
-        let call = Call { parts, body: &[], request_id: ids::request_id() };
+        let call = Call { parts, body: &[], peer: None, request_id: ids::request_id() };
         let route = Route { protocol: self.protocol_hint(parts), service: None, operation: None };
         let err = WireError::BodyTooLarge { limit: self.max_body_bytes }.to_aws(route.protocol);
         self.respond(&call, &route, Err(err), Instant::now())
@@ -136,13 +139,72 @@ impl Gateway {
         let path = parts.uri.path();
         let query = parts.uri.query().unwrap_or("");
         let rp = RequestParts { method: parts.method.as_str(), path, query, headers: &parts.headers, body: call.body };
+        let now = Timestamp::from_system(self.clock.now());
 
         // Who signed it, and for which service.
-        let claim = match sigv4::parse(&rp) {
-            Ok(Some(claim)) => claim,
-            Ok(None) => return Err(wire(route, WireError::Signature(SigV4Error::Missing))),
+        let (principal, idx) = match sigv4::parse(&rp) {
+            Ok(Some(claim)) => self.authenticate(&rp, &claim, now, route)?,
+            Ok(None) => match self.unsigned_operation_service(call) {
+                Some(idx) => {
+                    route.service = Some(idx);
+                    route.protocol = self.services[idx].spec().protocol;
+                    (Principal::anonymous(), idx)
+                }
+                None => return Err(wire(route, WireError::Signature(SigV4Error::Missing))),
+            },
             Err(e) => return Err(wire(route, WireError::Signature(e))),
         };
+
+        // Which operation, with which input.
+        let service = &self.services[idx];
+        let (operation, input) = self.decode(service.as_ref(), call, route)?;
+        route.operation = Some(operation.name);
+        if principal.kind == PrincipalKind::Anonymous && !matches!(operation.auth, Auth::Unsigned) {
+            return Err(wire(route, WireError::Signature(SigV4Error::Missing)));
+        }
+        let ctx = RequestContext {
+            request_id: call.request_id.clone(),
+            operation: operation.name,
+            principal,
+            aws: self.aws.clone(),
+            source_ip: call.peer.map(|p| p.ip()),
+        };
+
+        // May they?
+        if let Auth::Action { action, resource } = &operation.auth {
+            let resource = match resource {
+                ResourceRule::Any => "*".to_string(),
+                ResourceRule::Arn(arn_of) => arn_of(&ctx, &input)?,
+            };
+            let request = AuthzRequest {
+                principal: &ctx.principal,
+                action,
+                resource: &resource,
+                source_ip: ctx.source_ip,
+                now,
+                region: &self.aws.region,
+            };
+            if !self.authorizer.is_allowed(&request) {
+                let principal_arn = ctx.principal.arn.clone();
+                return Err(wire(
+                    route,
+                    WireError::AccessDenied { principal_arn, action: action.to_string(), resource },
+                ));
+            }
+        }
+        service.call(&ctx, input).await
+    }
+
+    /// Verifies a signature claim: the key, the session token, the signature, the expiry and the
+    /// region. Returns the principal and the service the claim's scope names.
+    fn authenticate(
+        &self,
+        rp: &RequestParts<'_>,
+        claim: &SignatureClaim,
+        now: Timestamp,
+        route: &mut Route,
+    ) -> Result<(Principal, usize), AwsError> {
+        let wire = |route: &Route, e: WireError| e.to_aws(route.protocol);
         if let Some(&idx) = self.by_signing_name.get(claim.service.as_str()) {
             route.service = Some(idx);
             route.protocol = self.services[idx].spec().protocol;
@@ -157,20 +219,15 @@ impl Gateway {
         if !token_ok {
             return Err(wire(route, WireError::InvalidSessionToken));
         }
-        let now = Timestamp::from_system(self.clock.now());
-        sigv4::verify(&rp, &claim, credential.secret_access_key.expose(), now)
+        sigv4::verify(rp, claim, credential.secret_access_key.expose(), now)
             .map_err(|e| wire(route, WireError::Signature(e)))?;
         if credential.expires_at.is_some_and(|exp| exp <= now) {
             return Err(wire(route, WireError::ExpiredSessionToken));
         }
-        let principal = credential.principal;
-
-        // Which service and operation.
         let Some(idx) = route.service else {
             return Err(wire(route, WireError::UnknownService { service: claim.service.clone() }));
         };
-        let service = &self.services[idx];
-        let spec = service.spec();
+        let spec = self.services[idx].spec();
         if !spec.global && claim.region != self.aws.region {
             return Err(wire(
                 route,
@@ -180,25 +237,36 @@ impl Gateway {
                 ))),
             ));
         }
-        let (operation, input) = self.decode(service.as_ref(), call, route)?;
-        route.operation = Some(operation);
-
-        let ctx = RequestContext { request_id: call.request_id.clone(), operation, principal, aws: self.aws.clone() };
-        match service.permission(&ctx, &input)? {
-            Permission::AnyAuthenticated => {}
-            Permission::Action { action, resource } => {
-                if !self.authorizer.is_allowed(&ctx.principal, &action, &resource) {
-                    return Err(wire(
-                        route,
-                        WireError::AccessDenied { principal_arn: ctx.principal.arn.clone(), action, resource },
-                    ));
-                }
-            }
-        }
-        service.call(&ctx, input).await
+        Ok((credential.principal, idx))
     }
 
-    fn decode(&self, service: &dyn Service, call: &Call<'_>, route: &Route) -> Result<(&'static str, Input), AwsError> {
+    /// For a request without a signature: the service of the operation it names, if that
+    /// operation needs no signature.
+    fn unsigned_operation_service(&self, call: &Call<'_>) -> Option<usize> {
+        let unsigned = |idx: usize, op: &str| {
+            self.services[idx].spec().operation(op).is_some_and(|o| matches!(o.auth, Auth::Unsigned))
+        };
+        if let Some(target) = call.parts.headers.get("x-amz-target") {
+            let (prefix, op) = target.to_str().ok()?.split_once('.')?;
+            let idx = *self.by_target_prefix.get(prefix)?;
+            return unsigned(idx, op).then_some(idx);
+        }
+        let form = if call.parts.method == Method::GET {
+            call.parts.uri.query().unwrap_or("")
+        } else {
+            std::str::from_utf8(call.body).ok()?
+        };
+        let action = QueryInput::parse(form).ok()?.remove("Action")?;
+        (0..self.services.len())
+            .find(|&idx| self.services[idx].spec().protocol == Protocol::AwsQuery && unsigned(idx, &action))
+    }
+
+    fn decode(
+        &self,
+        service: &dyn Service,
+        call: &Call<'_>,
+        route: &Route,
+    ) -> Result<(&'static Operation, Input), AwsError> {
         let spec = service.spec();
         let parts = call.parts;
         let wire = |e: WireError| e.to_aws(route.protocol);
@@ -307,9 +375,4 @@ impl Gateway {
         }
         resp
     }
-}
-
-/// The principal of a caller as the STS `GetCallerIdentity` answer shows it.
-pub fn caller_identity(p: &Principal) -> (&str, &str, &str) {
-    (&p.account_id, &p.arn, &p.user_id)
 }

@@ -28,9 +28,16 @@ impl fmt::Debug for Secret {
 /// The kind of identity behind a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PrincipalKind {
+    /// An unsigned call to an operation that needs no signature.
+    Anonymous,
     Root,
-    User { name: String },
-    AssumedRole { role_name: String, session_name: String },
+    User {
+        name: String,
+    },
+    AssumedRole {
+        role_name: String,
+        session_name: String,
+    },
 }
 
 /// The authenticated identity of a request.
@@ -41,6 +48,18 @@ pub struct Principal {
     pub account_id: String,
     pub access_key_id: String,
     pub kind: PrincipalKind,
+}
+
+impl Principal {
+    pub fn anonymous() -> Principal {
+        Principal {
+            arn: "anonymous".into(),
+            user_id: "anonymous".into(),
+            account_id: String::new(),
+            access_key_id: String::new(),
+            kind: PrincipalKind::Anonymous,
+        }
+    }
 }
 
 /// What the credential store knows about an access key.
@@ -59,7 +78,19 @@ pub trait CredentialStore: Send + Sync + 'static {
     fn lookup(&self, access_key_id: &str) -> Option<Credential>;
 }
 
+/// One authorization question: may this principal do this action on this resource, now, from there?
+#[derive(Clone, Debug)]
+pub struct AuthzRequest<'a> {
+    pub principal: &'a Principal,
+    pub action: &'a str,
+    pub resource: &'a str,
+    pub source_ip: Option<std::net::IpAddr>,
+    pub now: Timestamp,
+    pub region: &'a str,
+}
+
 /// Decides whether a principal may perform an action on a resource (the IAM crate implements it).
+/// Called on every request: implementations answer from memory.
 pub trait Authorizer: Send + Sync + 'static {
-    fn is_allowed(&self, principal: &Principal, action: &str, resource: &str) -> bool;
+    fn is_allowed(&self, request: &AuthzRequest<'_>) -> bool;
 }

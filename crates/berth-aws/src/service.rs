@@ -27,13 +27,57 @@ pub struct ServiceSpec {
     pub xml_namespace: &'static str,
     /// Global services (IAM, STS) accept signatures scoped to any region.
     pub global: bool,
-    /// The operations the service implements, by their botocore names.
-    pub operations: &'static [&'static str],
+    /// The operations the service implements, by their botocore names, each with the authorization
+    /// it needs: an operation cannot be routed without saying how it is authorized.
+    pub operations: &'static [Operation],
 }
 
 impl ServiceSpec {
-    pub fn operation(&self, name: &str) -> Option<&'static str> {
-        self.operations.iter().copied().find(|op| *op == name)
+    pub fn operation(&self, name: &str) -> Option<&'static Operation> {
+        self.operations.iter().find(|op| op.name == name)
+    }
+}
+
+/// One operation of a service and the authorization it needs.
+#[derive(Debug)]
+pub struct Operation {
+    pub name: &'static str,
+    pub auth: Auth,
+}
+
+/// How an operation is authorized.
+#[derive(Debug)]
+pub enum Auth {
+    /// No signature is needed: the request proves itself otherwise (STS `AssumeRoleWithWebIdentity`
+    /// carries a signed token). botocore sends these unsigned.
+    Unsigned,
+    /// Every authenticated caller may call it (STS `GetCallerIdentity`).
+    AnyAuthenticated,
+    /// The caller's policies must allow `action` (`iam:CreateUser`) on the resource named by `resource`.
+    Action { action: &'static str, resource: ResourceRule },
+}
+
+/// Where the resource ARN of an authorization comes from.
+pub enum ResourceRule {
+    /// The action has no resource type: `*`.
+    Any,
+    /// The ARN is computed from the request, as AWS names it for the operation.
+    Arn(fn(&RequestContext, &Input) -> Result<String, AwsError>),
+}
+
+impl std::fmt::Debug for ResourceRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResourceRule::Any => f.write_str("Any"),
+            ResourceRule::Arn(_) => f.write_str("Arn(fn)"),
+        }
+    }
+}
+
+impl Operation {
+    /// An operation that needs `action` on `resource`.
+    pub const fn action(name: &'static str, action: &'static str, resource: ResourceRule) -> Operation {
+        Operation { name, auth: Auth::Action { action, resource } }
     }
 }
 
@@ -72,8 +116,11 @@ pub enum Output {
 pub struct RequestContext {
     pub request_id: String,
     pub operation: &'static str,
+    /// The signer, or [`Principal::anonymous`] for [`Auth::Unsigned`] operations called without a signature.
     pub principal: Principal,
     pub aws: AwsContext,
+    /// The caller's address, for `aws:SourceIp`.
+    pub source_ip: Option<std::net::IpAddr>,
 }
 
 /// The permission an operation needs.

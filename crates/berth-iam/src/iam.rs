@@ -5,7 +5,8 @@ use std::sync::Arc;
 use berth_aws::time::{SharedClock, Timestamp};
 use berth_aws::xml::XmlWriter;
 use berth_aws::{
-    AwsError, BoxFuture, Input, Output, PrincipalKind, Protocol, QueryInput, RequestContext, Service, ServiceSpec,
+    AwsError, BoxFuture, Input, Operation, Output, PrincipalKind, Protocol, QueryInput, RequestContext, ResourceRule,
+    Service, ServiceSpec,
 };
 use berth_store::Store;
 
@@ -19,8 +20,26 @@ pub static IAM_SPEC: ServiceSpec = ServiceSpec {
     target_prefix: "",
     xml_namespace: "https://iam.amazonaws.com/doc/2010-05-08/",
     global: true,
-    operations: &["CreateUser", "GetUser", "ListUsers", "DeleteUser"],
+    operations: &[
+        Operation::action("CreateUser", "iam:CreateUser", ResourceRule::Arn(user_arn)),
+        Operation::action("GetUser", "iam:GetUser", ResourceRule::Arn(user_arn)),
+        Operation::action("ListUsers", "iam:ListUsers", ResourceRule::Any),
+        Operation::action("DeleteUser", "iam:DeleteUser", ResourceRule::Arn(user_arn)),
+    ],
 };
+
+/// `arn:aws:iam::<acct>:user/<path><name>` for the user the request names (the path when the request
+/// gives one), or the caller's own ARN when it names none.
+fn user_arn(ctx: &RequestContext, input: &Input) -> Result<String, AwsError> {
+    let q = input.as_query();
+    match q.and_then(|q| q.get("UserName")) {
+        Some(name) => {
+            let path = q.and_then(|q| q.get("Path")).unwrap_or("/");
+            Ok(ctx.aws.global_arn("iam", &format!("user{path}{name}")))
+        }
+        None => Ok(ctx.principal.arn.clone()),
+    }
+}
 
 pub const MIGRATIONS: &[&str] = user::MIGRATIONS;
 
@@ -63,7 +82,7 @@ impl IamService {
                 });
                 return Ok(Output::Xml(Some(w.into_string())));
             }
-            (None, PrincipalKind::AssumedRole { .. }) => {
+            (None, PrincipalKind::AssumedRole { .. } | PrincipalKind::Anonymous) => {
                 return Err(AwsError::client(
                     "ValidationError",
                     "Must specify userName when calling with non-User credentials",

@@ -11,7 +11,7 @@ pub mod root_credentials;
 pub mod sts;
 pub mod user;
 
-use berth_aws::{Authorizer, AwsContext, Credential, CredentialStore, Principal, PrincipalKind};
+use berth_aws::{Authorizer, AuthzRequest, AwsContext, Credential, CredentialStore, Principal, PrincipalKind};
 
 pub use error::IamError;
 pub use iam::IamService;
@@ -56,7 +56,7 @@ impl CredentialStore for IamCredentials {
 pub struct IamAuthorizer;
 
 impl Authorizer for IamAuthorizer {
-    fn is_allowed(&self, principal: &Principal, _action: &str, _resource: &str) -> bool {
-        matches!(principal.kind, PrincipalKind::Root)
+    fn is_allowed(&self, request: &AuthzRequest<'_>) -> bool {
+        matches!(request.principal.kind, PrincipalKind::Root)
     }
 }

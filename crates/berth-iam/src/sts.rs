@@ -1,7 +1,7 @@
 //! STS: who am I.
 
 use berth_aws::xml::XmlWriter;
-use berth_aws::{AwsError, BoxFuture, Input, Output, Permission, Protocol, RequestContext, Service, ServiceSpec};
+use berth_aws::{Auth, AwsError, BoxFuture, Input, Operation, Output, Protocol, RequestContext, Service, ServiceSpec};
 
 pub static STS_SPEC: ServiceSpec = ServiceSpec {
     signing_name: "sts",
@@ -10,7 +10,10 @@ pub static STS_SPEC: ServiceSpec = ServiceSpec {
     target_prefix: "",
     xml_namespace: "https://sts.amazonaws.com/doc/2011-06-15/",
     global: true,
-    operations: &["GetCallerIdentity"],
+    operations: &[
+        // AWS answers GetCallerIdentity for every valid credential, even under an explicit deny.
+        Operation { name: "GetCallerIdentity", auth: Auth::AnyAuthenticated },
+    ],
 };
 
 /// The STS API.
@@ -20,14 +23,6 @@ pub struct StsService;
 impl Service for StsService {
     fn spec(&self) -> &'static ServiceSpec {
         &STS_SPEC
-    }
-
-    fn permission(&self, ctx: &RequestContext, _input: &Input) -> Result<Permission, AwsError> {
-        match ctx.operation {
-            // AWS answers GetCallerIdentity for every valid credential, even under an explicit deny.
-            "GetCallerIdentity" => Ok(Permission::AnyAuthenticated),
-            op => Ok(Permission::Action { action: format!("sts:{op}"), resource: "*".into() }),
-        }
     }
 
     fn call<'a>(&'a self, ctx: &'a RequestContext, _input: Input) -> BoxFuture<'a, Result<Output, AwsError>> {

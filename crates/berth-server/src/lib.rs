@@ -124,7 +124,7 @@ async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(c) => c,
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
@@ -137,7 +137,7 @@ async fn serve(
                 let gw = gateway.clone();
                 let svc = hyper::service::service_fn(move |req| {
                     let gw = gw.clone();
-                    async move { Ok::<_, Infallible>(route(&gw, req).await) }
+                    async move { Ok::<_, Infallible>(route(&gw, req, peer).await) }
                 });
                 let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
                 tokio::spawn(async move {
@@ -157,7 +157,7 @@ async fn serve(
     drop(store);
 }
 
-async fn route(gateway: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(gateway: &Gateway, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     if parts.uri.path() == "/_berth/health" {
         let mut resp = Response::new(Full::new(Bytes::from_static(b"{\"status\":\"ok\"}")));
@@ -186,7 +186,7 @@ async fn route(gateway: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes
             return close_after(resp);
         }
     };
-    gateway.handle(&parts, &body).await.map(Full::new)
+    gateway.handle(&parts, &body, Some(peer)).await.map(Full::new)
 }
 
 /// The rest of an over-long body is not read: close the connection after answering.

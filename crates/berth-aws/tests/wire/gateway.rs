@@ -6,8 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use berth_aws::identity::{Authorizer, Credential, CredentialStore, Principal, PrincipalKind, Secret};
-use berth_aws::service::{BoxFuture, Input, Output, Permission, RequestContext, Service, ServiceSpec};
+use berth_aws::identity::{Authorizer, AuthzRequest, Credential, CredentialStore, Principal, PrincipalKind, Secret};
+use berth_aws::service::{
+    Auth, BoxFuture, Input, Operation, Output, RequestContext, ResourceRule, Service, ServiceSpec,
+};
 use berth_aws::sigv4::{self, SigningCredentials};
 use berth_aws::time::{Clock, Timestamp};
 use berth_aws::{xml, AwsContext, AwsError, Gateway, Protocol};
@@ -41,8 +43,21 @@ static QUERY_SPEC: ServiceSpec = ServiceSpec {
     target_prefix: "",
     xml_namespace: QUERY_NS,
     global: false,
-    operations: &["Echo", "Forbidden"],
+    operations: &[
+        Operation::action("Echo", "qsvc:Echo", ResourceRule::Any),
+        Operation::action("Forbidden", DENIED_QUERY, ResourceRule::Arn(thing_arn)),
+        Operation { name: "Hello", auth: Auth::Unsigned },
+    ],
 };
+
+/// The resource of `Forbidden`: `arn:aws:<prefix>:<region>:<acct>:thing/x`.
+fn thing_arn(ctx: &RequestContext, _input: &Input) -> Result<String, AwsError> {
+    Ok(ctx.aws.arn("qsvc", "thing/x"))
+}
+
+fn json_thing_arn(ctx: &RequestContext, _input: &Input) -> Result<String, AwsError> {
+    Ok(ctx.aws.arn("jsvc", "thing/x"))
+}
 
 static JSON_SPEC: ServiceSpec = ServiceSpec {
     signing_name: "jsvc",
@@ -51,7 +66,10 @@ static JSON_SPEC: ServiceSpec = ServiceSpec {
     target_prefix: JSON_TARGET,
     xml_namespace: "",
     global: false,
-    operations: &["Echo", "Forbidden"],
+    operations: &[
+        Operation::action("Echo", "jsvc:Echo", ResourceRule::Any),
+        Operation::action("Forbidden", DENIED_JSON, ResourceRule::Arn(json_thing_arn)),
+    ],
 };
 
 /// A global awsQuery service (as IAM and STS are): signatures for any region are accepted.
@@ -62,7 +80,7 @@ static GLOBAL_SPEC: ServiceSpec = ServiceSpec {
     target_prefix: "",
     xml_namespace: "https://gsvc.example.com/doc/2020-01-01/",
     global: true,
-    operations: &["Echo"],
+    operations: &[Operation::action("Echo", "gsvc:Echo", ResourceRule::Any)],
 };
 
 /// An in-test service: `Echo` returns its input and the caller; `Forbidden` needs a permission the
@@ -75,14 +93,6 @@ struct EchoService {
 impl Service for EchoService {
     fn spec(&self) -> &'static ServiceSpec {
         self.spec
-    }
-
-    fn permission(&self, ctx: &RequestContext, _input: &Input) -> Result<Permission, AwsError> {
-        let prefix = self.spec.action_prefix;
-        Ok(Permission::Action {
-            action: format!("{prefix}:{}", ctx.operation),
-            resource: if ctx.operation == "Forbidden" { ctx.aws.arn(prefix, "thing/x") } else { "*".into() },
-        })
     }
 
     fn call<'a>(&'a self, ctx: &'a RequestContext, input: Input) -> BoxFuture<'a, Result<Output, AwsError>> {
@@ -114,8 +124,8 @@ impl CredentialStore for TestCredentials {
 struct DenyForbidden;
 
 impl Authorizer for DenyForbidden {
-    fn is_allowed(&self, _principal: &Principal, action: &str, _resource: &str) -> bool {
-        action != DENIED_QUERY && action != DENIED_JSON
+    fn is_allowed(&self, request: &AuthzRequest<'_>) -> bool {
+        request.action != DENIED_QUERY && request.action != DENIED_JSON
     }
 }
 
@@ -200,7 +210,7 @@ impl Fixture {
 
     fn send(&self, req: Req) -> Sent {
         let (parts, body) = req.build();
-        Sent::from(block_on(self.gateway.handle(&parts, &body)))
+        Sent::from(block_on(self.gateway.handle(&parts, &body, None)))
     }
 }
 
@@ -486,6 +496,28 @@ fn missing_authentication_is_refused() {
     assert_eq!(f.handler_calls(), 0);
 }
 
+/// An operation declared `Auth::Unsigned` (as STS `AssumeRoleWithWebIdentity` is) is served without
+/// a signature, to the anonymous principal; the other operations of the same service are not.
+#[test]
+fn unsigned_operations_need_no_signature() {
+    let f = Fixture::new();
+    let r = f.send(Req::query("Action=Hello&Message=hi").unsigned());
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(xml_text(&r.body, "Caller"), Some("anonymous"));
+    assert_eq!(xml_text(&r.body, "Message"), Some("hi"));
+    assert!(r.body.starts_with(&format!("<HelloResponse xmlns=\"{QUERY_NS}\">")), "{}", r.body);
+    assert_eq!(f.handler_calls(), 1);
+    // Signed, it is served to the signer.
+    let r = f.send(Req::query("Action=Hello"));
+    assert_eq!(xml_text(&r.body, "Caller"), Some(ROOT_ARN));
+    // Echo is not unsigned: refused, and the handler is not reached.
+    let r = f.send(Req::query("Action=Echo").unsigned());
+    r.query_error(403, "MissingAuthenticationToken");
+    let r = f.send(Req::query("Action=Hello&Action=Echo").unsigned());
+    r.query_error(403, "MissingAuthenticationToken");
+    assert_eq!(f.handler_calls(), 2);
+}
+
 #[test]
 fn unknown_access_key_is_refused() {
     let f = Fixture::new();
@@ -515,17 +547,17 @@ fn wrong_secret_is_refused() {
 fn tampered_body_is_refused() {
     let f = Fixture::new();
     let (mut parts, _) = Req::query("Action=Echo&Message=a").build();
-    let r = Sent::from(block_on(f.gateway.handle(&parts, b"Action=Echo&Message=b")));
+    let r = Sent::from(block_on(f.gateway.handle(&parts, b"Action=Echo&Message=b", None)));
     r.query_error(403, "SignatureDoesNotMatch");
     // With a declared payload hash, the hash is checked first.
     let hash = sigv4::hex_sha256(b"Action=Echo&Message=a");
     (parts, _) = Req::query("Action=Echo&Message=a").header("x-amz-content-sha256", &hash).build();
-    let r = Sent::from(block_on(f.gateway.handle(&parts, b"Action=Echo&Message=b")));
+    let r = Sent::from(block_on(f.gateway.handle(&parts, b"Action=Echo&Message=b", None)));
     assert_eq!(
         r.query_error(400, "XAmzContentSHA256Mismatch"),
         "The provided 'x-amz-content-sha256' header does not match what was computed."
     );
-    let r = Sent::from(block_on(f.gateway.handle(&parts, b"Action=Echo&Message=a")));
+    let r = Sent::from(block_on(f.gateway.handle(&parts, b"Action=Echo&Message=a", None)));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(f.handler_calls(), 1);
 }
