@@ -80,6 +80,11 @@ impl Gateway {
         self.max_body_bytes
     }
 
+    /// The services this gateway serves, with their operation tables.
+    pub fn specs(&self) -> Vec<&'static crate::service::ServiceSpec> {
+        self.services.iter().map(|s| s.spec()).collect()
+    }
+
     pub fn aws(&self) -> &AwsContext {
         &self.aws
     }

@@ -24,6 +24,27 @@ impl Clock for SystemClock {
     }
 }
 
+/// A clock that moves only when told to: for tests of expiry and timing, instead of sleeping.
+#[derive(Debug)]
+pub struct ManualClock(std::sync::Mutex<SystemTime>);
+
+impl ManualClock {
+    pub fn new(start: SystemTime) -> ManualClock {
+        ManualClock(std::sync::Mutex::new(start))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *t += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// A shareable clock handle.
 pub type SharedClock = Arc<dyn Clock>;
 
@@ -82,6 +103,72 @@ impl Timestamp {
         }
         let days = days_from_civil(y as i64, mo, d);
         Some(Timestamp(days * 86_400 + (h * 3600 + mi * 60 + se) as i64))
+    }
+
+    /// Parses the ISO 8601 forms AWS accepts in policies and APIs: `2026-01-02T03:04:05Z`, with
+    /// optional fractional seconds (`…05.123Z`, truncated to the second), a `+01:00`/`-0530`-style
+    /// offset instead of `Z` (no zone at all is read as UTC), and plain dates `2026-01-02` (midnight UTC).
+    pub fn parse_iso8601(s: &str) -> Option<Timestamp> {
+        let b = s.as_bytes();
+        let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+            let part = b.get(r)?;
+            if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            part.iter().try_fold(0u32, |acc, &c| acc.checked_mul(10)?.checked_add(u32::from(c - b'0')))
+        };
+        if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+            return None;
+        }
+        let (y, mo, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+        if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y as i64, mo) {
+            return None;
+        }
+        let days = days_from_civil(y as i64, mo, d);
+        if b.len() == 10 {
+            return Some(Timestamp(days * 86_400));
+        }
+        if !matches!(b[10], b'T' | b't') || b.len() < 19 || b[13] != b':' || b[16] != b':' {
+            return None;
+        }
+        let (h, mi, se) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+        if h > 23 || mi > 59 || se > 60 {
+            return None;
+        }
+        let mut rest = &b[19..];
+        if let Some((b'.', frac)) = rest.split_first() {
+            let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+            if n == 0 {
+                return None;
+            }
+            rest = &frac[n..];
+        }
+        let offset = match rest {
+            [] | [b'Z' | b'z'] => 0,
+            [sign @ (b'+' | b'-'), zone @ ..] => {
+                let (oh, om) = match zone {
+                    [h1, h2, b':', m1, m2] | [h1, h2, m1, m2] => ([*h1, *h2], [*m1, *m2]),
+                    [h1, h2] => ([*h1, *h2], [b'0', b'0']),
+                    _ => return None,
+                };
+                if !oh.iter().chain(om.iter()).all(u8::is_ascii_digit) {
+                    return None;
+                }
+                let oh = i64::from((oh[0] - b'0') * 10 + (oh[1] - b'0'));
+                let om = i64::from((om[0] - b'0') * 10 + (om[1] - b'0'));
+                if oh > 23 || om > 59 {
+                    return None;
+                }
+                let secs = oh * 3600 + om * 60;
+                if *sign == b'+' {
+                    secs
+                } else {
+                    -secs
+                }
+            }
+            _ => return None,
+        };
+        Some(Timestamp(days * 86_400 + i64::from(h * 3600 + mi * 60 + se) - offset))
     }
 }
 
@@ -144,6 +231,59 @@ mod tests {
             "２0150830T12360Z",
         ] {
             assert!(Timestamp::parse_amz_date(s).is_none(), "{s}");
+        }
+    }
+
+    #[test]
+    fn parses_iso8601_forms() {
+        let base = 1_440_938_160; // 2015-08-30T12:36:00Z
+        for (s, want) in [
+            ("2015-08-30T12:36:00Z", base),
+            ("2015-08-30t12:36:00z", base),
+            ("2015-08-30T12:36:00", base),
+            ("2015-08-30T12:36:00.000Z", base),
+            ("2015-08-30T12:36:00.999999Z", base),
+            ("2015-08-30T12:36:00+00:00", base),
+            ("2015-08-30T14:36:00+02:00", base),
+            ("2015-08-30T07:06:00-0530", base),
+            ("2015-08-30T13:36:00.5+01", base),
+            ("2015-08-30", base - (12 * 3600 + 36 * 60)),
+            ("1970-01-01T00:00:00Z", 0),
+            ("1969-12-31T23:59:59Z", -1),
+            ("2000-02-29", 951_782_400),
+            ("2026-01-02T03:04:05Z", 1_767_323_045),
+        ] {
+            assert_eq!(Timestamp::parse_iso8601(s), Some(Timestamp(want)), "{s}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_iso8601() {
+        for s in [
+            "",
+            "2015",
+            "2015-08",
+            "2015-8-30",
+            "2015/08/30",
+            "2015-02-29",
+            "2015-13-01",
+            "2015-08-00",
+            "2015-08-30T",
+            "2015-08-30 12:36:00Z",
+            "2015-08-30T24:00:00Z",
+            "2015-08-30T12:60:00Z",
+            "2015-08-30T12:36Z",
+            "2015-08-30T12:36:00.Z",
+            "2015-08-30T12:36:00+2:00",
+            "2015-08-30T12:36:00+25:00",
+            "2015-08-30T12:36:00 Z",
+            "2015-08-30T12:36:00ZZ",
+            "2015-08-30T12:36:00UTC",
+            "+2015-08-30",
+            "２015-08-30",
+            "1440938160",
+        ] {
+            assert!(Timestamp::parse_iso8601(s).is_none(), "{s}");
         }
     }
 }

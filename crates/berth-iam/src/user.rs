@@ -1,29 +1,13 @@
-//! IAM users: the `iam_users` table and the CreateUser / GetUser / ListUsers / DeleteUser operations.
+//! IAM users: CreateUser, GetUser, ListUsers, DeleteUser.
 
 use berth_aws::time::Timestamp;
 use berth_aws::xml::XmlWriter;
-use berth_aws::{ids, AwsContext, QueryInput};
+use berth_aws::{ids, AwsError, Output, PrincipalKind, QueryInput, RequestContext};
 use berth_store::rusqlite::{self, params, OptionalExtension};
-use berth_store::Store;
-use serde::{Deserialize, Serialize};
 
+use crate::common::{self, PageRequest, Tag};
 use crate::error::IamError;
-
-pub const MIGRATIONS: &[&str] = &["CREATE TABLE iam_users (
-        user_name TEXT NOT NULL PRIMARY KEY COLLATE NOCASE,
-        user_id TEXT NOT NULL UNIQUE,
-        path TEXT NOT NULL,
-        arn TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        permissions_boundary TEXT,
-        tags TEXT NOT NULL
-    )"];
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Tag {
-    pub key: String,
-    pub value: String,
-}
+use crate::iam::IamService;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
@@ -35,6 +19,8 @@ pub struct User {
     pub permissions_boundary: Option<String>,
     pub tags: Vec<Tag>,
 }
+
+pub(crate) const USER_COLUMNS: &str = "user_name, user_id, path, arn, created_at, permissions_boundary, tags";
 
 impl User {
     pub fn write_xml(&self, w: &mut XmlWriter) {
@@ -48,15 +34,10 @@ impl User {
                 w.elem("PermissionsBoundaryType", "Policy").elem("PermissionsBoundaryArn", b);
             });
         }
-        if !self.tags.is_empty() {
-            w.members("Tags", &self.tags, |w, t| {
-                w.elem("Key", &t.key).elem("Value", &t.value);
-            });
-        }
+        common::write_tags(w, &self.tags);
     }
 
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
-        let tags: String = row.get(6)?;
+    pub(crate) fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         Ok(User {
             user_name: row.get(0)?,
             user_id: row.get(1)?,
@@ -64,108 +45,54 @@ impl User {
             arn: row.get(3)?,
             created_at: Timestamp(row.get(4)?),
             permissions_boundary: row.get(5)?,
-            // The column is only ever written by serde_json below.
-            tags: serde_json::from_str(&tags).unwrap_or_default(),
+            tags: common::tags_from_json(&row.get::<_, String>(6)?),
         })
     }
 }
 
-const COLUMNS: &str = "user_name, user_id, path, arn, created_at, permissions_boundary, tags";
-
-/// The validated input of CreateUser.
-pub struct NewUser {
-    pub user_name: String,
-    pub path: String,
-    pub permissions_boundary: Option<String>,
-    pub tags: Vec<Tag>,
+/// Reads one user in a transaction or on a connection: `NoSuchEntity` when absent.
+pub(crate) fn get_user(c: &rusqlite::Connection, name: &str) -> Result<User, IamError> {
+    c.query_row(&format!("SELECT {USER_COLUMNS} FROM iam_users WHERE user_name = ?1"), [name], User::from_row)
+        .optional()?
+        .ok_or_else(|| no_such_user(name))
 }
 
-impl NewUser {
-    pub fn from_query(q: &QueryInput) -> Result<NewUser, berth_aws::AwsError> {
+pub(crate) fn no_such_user(name: &str) -> IamError {
+    IamError::NoSuchEntity(format!("The user with name {name} cannot be found."))
+}
+
+/// The user a request names with `UserName`, or the calling IAM user when it names none.
+pub(crate) fn target_user_name(ctx: &RequestContext, q: &QueryInput) -> Result<String, IamError> {
+    match (q.get("UserName"), &ctx.principal.kind) {
+        (Some(name), _) => {
+            common::validate_name("userName", name, 64)?;
+            Ok(name.to_string())
+        }
+        (None, PrincipalKind::User { name }) => Ok(name.clone()),
+        (None, _) => Err(IamError::Validation("Must specify userName when calling with non-User credentials".into())),
+    }
+}
+
+impl IamService {
+    pub(crate) async fn create_user(&self, ctx: &RequestContext, q: &QueryInput) -> Result<Output, AwsError> {
         let user_name = q.required("UserName")?.to_string();
-        validate_user_name(&user_name)?;
+        common::validate_name("userName", &user_name, 64)?;
         let path = q.get("Path").unwrap_or("/").to_string();
-        validate_path(&path, "path")?;
+        common::validate_path("path", &path)?;
         let permissions_boundary = q.get("PermissionsBoundary").map(str::to_string);
         if let Some(b) = &permissions_boundary {
             if !(20..=2048).contains(&b.len()) || !b.starts_with("arn:") {
-                return Err(validation(format!(
-                    "Value '{b}' at 'permissionsBoundary' failed to satisfy constraint: Member must be an ARN"
-                ))
-                .into());
+                return Err(IamError::validation("permissionsBoundary", b, "Member must be an ARN").into());
             }
         }
-        let mut tags = Vec::new();
-        for t in q.struct_list("Tags") {
-            let key = t.get("Key").copied().unwrap_or("");
-            let value = t.get("Value").copied().unwrap_or("");
-            if key.is_empty() || key.chars().count() > 128 || value.chars().count() > 256 {
-                return Err(validation("Tag keys must be 1 to 128 characters and values at most 256".into()).into());
-            }
-            if tags.iter().any(|x: &Tag| x.key == key) {
-                return Err(berth_aws::AwsError::client("InvalidInput", format!("Duplicate tag keys found: {key}")));
-            }
-            tags.push(Tag { key: key.into(), value: value.into() });
-        }
-        if tags.len() > 50 {
-            return Err(berth_aws::AwsError::new(409, "LimitExceeded", "Cannot exceed quota for TagsPerUser: 50"));
-        }
-        Ok(NewUser { user_name, path, permissions_boundary, tags })
-    }
-}
-
-fn validation(msg: String) -> IamError {
-    IamError::Validation(format!("1 validation error detected: {msg}"))
-}
-
-pub fn validate_user_name(name: &str) -> Result<(), IamError> {
-    let ok =
-        (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(validation(format!(
-            "Value '{name}' at 'userName' failed to satisfy constraint: Member must have length between 1 and 64 and match [\\w+=,.@-]+"
-        )))
-    }
-}
-
-pub fn validate_path(path: &str, member: &str) -> Result<(), IamError> {
-    let ok = path == "/"
-        || ((2..=512).contains(&path.len())
-            && path.starts_with('/')
-            && path.ends_with('/')
-            && path.bytes().all(|b| (0x21..=0x7e).contains(&b)));
-    if ok {
-        Ok(())
-    } else {
-        Err(validation(format!(
-            "Value '{path}' at '{member}' failed to satisfy constraint: Member must begin and end with / and contain only printable ASCII"
-        )))
-    }
-}
-
-/// IAM users in the store.
-#[derive(Clone)]
-pub struct Users {
-    store: Store,
-}
-
-impl Users {
-    pub fn new(store: Store) -> Users {
-        Users { store }
-    }
-
-    /// user_create: durable before it returns.
-    pub async fn create(&self, aws: &AwsContext, new: NewUser, now: Timestamp) -> Result<User, IamError> {
         let user = User {
-            arn: aws.global_arn("iam", &format!("user{}{}", new.path, new.user_name)),
-            user_name: new.user_name,
+            arn: ctx.aws.global_arn("iam", &format!("user{path}{user_name}")),
             user_id: ids::unique_id("AIDA"),
-            path: new.path,
-            created_at: now,
-            permissions_boundary: new.permissions_boundary,
-            tags: new.tags,
+            user_name,
+            path,
+            created_at: self.now(),
+            permissions_boundary,
+            tags: common::tags_from_query(q, "User")?,
         };
         let row = user.clone();
         self.store
@@ -174,11 +101,13 @@ impl Users {
                     .query_row("SELECT user_name FROM iam_users WHERE user_name = ?1", [&row.user_name], |r| r.get(0))
                     .optional()?;
                 if exists.is_some() {
-                    return Err(IamError::UserExists { name: row.user_name.clone() });
+                    return Err(IamError::EntityAlreadyExists(format!(
+                        "User with name {} already exists.",
+                        row.user_name
+                    )));
                 }
-                let tags = serde_json::to_string(&row.tags).map_err(|e| IamError::Validation(e.to_string()))?;
                 tx.execute(
-                    &format!("INSERT INTO iam_users ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+                    &format!("INSERT INTO iam_users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
                     params![
                         row.user_name,
                         row.user_id,
@@ -186,76 +115,81 @@ impl Users {
                         row.arn,
                         row.created_at.0,
                         row.permissions_boundary,
-                        tags
+                        common::tags_to_json(&row.tags)
                     ],
                 )?;
                 Ok(())
             })
             .await?;
-        Ok(user)
+        self.refresh().await?;
+        let mut w = XmlWriter::new();
+        w.node("User", |w| user.write_xml(w));
+        Ok(Output::Xml(Some(w.into_string())))
     }
 
-    pub async fn get(&self, name: &str) -> Result<User, IamError> {
-        let name = name.to_string();
-        self.store
-            .read(move |c| {
-                c.query_row(&format!("SELECT {COLUMNS} FROM iam_users WHERE user_name = ?1"), [&name], User::from_row)
-                    .optional()?
-                    .ok_or(IamError::NoSuchUser { name })
-            })
-            .await
+    pub(crate) async fn get_user(&self, ctx: &RequestContext, q: &QueryInput) -> Result<Output, AwsError> {
+        let mut w = XmlWriter::new();
+        if q.get("UserName").is_none() && ctx.principal.kind == PrincipalKind::Root {
+            // The root user has no name or path: AWS answers with its id and ARN.
+            w.node("User", |w| {
+                w.elem("UserId", &ctx.principal.user_id)
+                    .elem("Arn", &ctx.principal.arn)
+                    .elem("CreateDate", Timestamp(0).iso8601());
+            });
+            return Ok(Output::Xml(Some(w.into_string())));
+        }
+        let name = target_user_name(ctx, q)?;
+        let user = self.store.read(move |c| get_user(c, &name)).await?;
+        w.node("User", |w| user.write_xml(w));
+        Ok(Output::Xml(Some(w.into_string())))
     }
 
-    /// user_delete.
-    pub async fn delete(&self, name: &str) -> Result<(), IamError> {
-        let name = name.to_string();
-        self.store
-            .write(move |tx| {
-                let n = tx.execute("DELETE FROM iam_users WHERE user_name = ?1", [&name])?;
-                if n == 0 {
-                    return Err(IamError::NoSuchUser { name });
-                }
-                Ok(())
-            })
-            .await
-    }
-
-    /// One page of users whose path starts with `path_prefix`, in name order, starting at `marker`.
-    /// Returns the page and the marker of the next page.
-    pub async fn list(
-        &self,
-        path_prefix: &str,
-        marker: Option<String>,
-        max_items: usize,
-    ) -> Result<(Vec<User>, Option<String>), IamError> {
-        let prefix = path_prefix.to_string();
-        self.store
-            .read(move |c| {
+    pub(crate) async fn list_users(&self, q: &QueryInput) -> Result<Output, AwsError> {
+        let prefix = common::path_prefix(q)?;
+        let page = PageRequest::from_query(q)?;
+        let p = page.clone();
+        let users = self
+            .store
+            .read(move |c| -> Result<Vec<User>, IamError> {
                 let mut stmt = c.prepare(&format!(
-                    "SELECT {COLUMNS} FROM iam_users
+                    "SELECT {USER_COLUMNS} FROM iam_users
                      WHERE substr(path, 1, length(?1)) = ?1 AND (?2 IS NULL OR lower(user_name) >= lower(?2))
                      ORDER BY lower(user_name) LIMIT ?3"
                 ))?;
-                let mut users: Vec<User> = stmt
-                    .query_map(params![prefix, marker, max_items as i64 + 1], User::from_row)?
-                    .collect::<Result<_, _>>()?;
-                let next = if users.len() > max_items { users.pop().map(|u| hex_marker(&u.user_name)) } else { None };
-                Ok((users, next))
+                let rows = stmt.query_map(params![prefix, p.start, p.limit()], User::from_row)?;
+                Ok(rows.collect::<Result<_, _>>()?)
             })
-            .await
+            .await?;
+        let (users, next) = page.cut(users, |u| u.user_name.to_lowercase());
+        let mut w = XmlWriter::new();
+        w.members("Users", &users, |w, u| u.write_xml(w));
+        common::write_page_end(&mut w, next);
+        Ok(Output::Xml(Some(w.into_string())))
     }
-}
 
-/// Markers are opaque to clients: the hex of the first name of the next page.
-pub fn hex_marker(name: &str) -> String {
-    name.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-pub fn parse_marker(marker: &str) -> Option<String> {
-    if !marker.len().is_multiple_of(2) {
-        return None;
+    pub(crate) async fn delete_user(&self, q: &QueryInput) -> Result<Output, AwsError> {
+        let name = q.required("UserName")?.to_string();
+        common::validate_name("userName", &name, 64)?;
+        self.store
+            .write(move |tx| {
+                get_user(tx, &name)?;
+                let dependents: i64 = tx.query_row(
+                    "SELECT (SELECT count(*) FROM iam_access_keys WHERE user_name = ?1)
+                          + (SELECT count(*) FROM iam_attached_policies WHERE principal_type = 'user' AND principal_name = ?1)
+                          + (SELECT count(*) FROM iam_inline_policies WHERE principal_type = 'user' AND principal_name = ?1)",
+                    [&name],
+                    |r| r.get(0),
+                )?;
+                if dependents > 0 {
+                    return Err(IamError::DeleteConflict(
+                        "Cannot delete entity, must delete access keys and policies first.".into(),
+                    ));
+                }
+                tx.execute("DELETE FROM iam_users WHERE user_name = ?1", [&name])?;
+                Ok(())
+            })
+            .await?;
+        self.refresh().await?;
+        Ok(Output::Xml(None))
     }
-    let bytes: Option<Vec<u8>> =
-        (0..marker.len()).step_by(2).map(|i| u8::from_str_radix(marker.get(i..i + 2)?, 16).ok()).collect();
-    String::from_utf8(bytes?).ok()
 }

@@ -2,7 +2,9 @@
 //! benchmarks. It makes the same calls the aws CLI makes.
 
 use berth_aws::sigv4::{self, SigningCredentials};
-use berth_aws::time::Timestamp;
+use std::sync::Arc;
+
+use berth_aws::time::{SharedClock, SystemClock, Timestamp};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Full};
@@ -51,6 +53,7 @@ pub struct ApiClient {
     host: String,
     creds: SigningCredentials,
     region: String,
+    clock: SharedClock,
     http: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -63,7 +66,13 @@ impl ApiClient {
             .ok_or_else(|| ClientError::Endpoint(endpoint.to_string()))?
             .to_string();
         let http = Client::builder(TokioExecutor::new()).build_http();
-        Ok(ApiClient { host, creds, region: region.to_string(), http })
+        Ok(ApiClient { host, creds, region: region.to_string(), clock: Arc::new(SystemClock), http })
+    }
+
+    /// Signs with the time of `clock` (a test's manual clock) instead of the system's.
+    pub fn with_clock(mut self, clock: SharedClock) -> ApiClient {
+        self.clock = clock;
+        self
     }
 
     pub fn host(&self) -> &str {
@@ -115,7 +124,7 @@ impl ApiClient {
         if let Some(t) = target.and_then(|t| HeaderValue::from_str(t).ok()) {
             headers.insert("x-amz-target", t);
         }
-        let now = Timestamp::from_system(std::time::SystemTime::now());
+        let now = Timestamp::from_system(self.clock.now());
         sigv4::sign("POST", "/", "", &mut headers, &body, &self.creds, &self.region, service, now);
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = Method::POST;

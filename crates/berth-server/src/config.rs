@@ -18,6 +18,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How long in-flight requests may take to finish after a shutdown signal.
     pub shutdown_grace: std::time::Duration,
+    /// Timings of web-identity token verification (issuer fetch timeout, key cache lifetime).
+    pub oidc: berth_iam::oidc::OidcConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +51,7 @@ impl Config {
             aws,
             max_body_bytes: berth_aws::gateway::DEFAULT_MAX_BODY_BYTES,
             shutdown_grace: std::time::Duration::from_secs(30),
+            oidc: berth_iam::oidc::OidcConfig::default(),
         })
     }
 }

@@ -11,9 +11,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use berth_aws::time::Timestamp;
 use berth_aws::time::{SharedClock, SystemClock};
 use berth_aws::Gateway;
-use berth_iam::{IamAuthorizer, IamCredentials, IamService, RootCredentials, StsService};
+use berth_iam::oidc::OidcVerifier;
+use berth_iam::{IamService, IamState, RootCredentials, StsService};
 use berth_store::Store;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -49,6 +51,8 @@ pub struct RunningServer {
     pub data_dir: PathBuf,
     pub root: RootCredentials,
     pub config: Config,
+    /// The services served, with their operation tables.
+    pub services: Vec<&'static berth_aws::ServiceSpec>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -84,16 +88,18 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
     let store = Store::open(&config.data_dir)?;
     let root = RootCredentials::load_or_create(&config.data_dir)?;
 
-    let mut gateway = Gateway::new(
-        config.aws.clone(),
-        Arc::new(IamCredentials::new(&config.aws, &root)),
-        Arc::new(IamAuthorizer),
-        clock.clone(),
-    )
-    .with_max_body_bytes(config.max_body_bytes);
-    gateway.register(Arc::new(StsService));
-    gateway.register(IamService::new(store.clone(), clock.clone())?);
+    // IAM first: every request is authenticated and authorized against its in-memory view.
+    store.migrate("iam", berth_iam::schema::MIGRATIONS)?;
+    let now = Timestamp::from_system(clock.now());
+    let iam_state = IamState::load(&config.aws, &root, &store, now)?;
+    let verifier = OidcVerifier::new(config.oidc.clone(), clock.clone());
+
+    let mut gateway = Gateway::new(config.aws.clone(), iam_state.clone(), iam_state.clone(), clock.clone())
+        .with_max_body_bytes(config.max_body_bytes);
+    gateway.register(Arc::new(StsService::new(store.clone(), clock.clone(), iam_state.clone(), verifier)));
+    gateway.register(Arc::new(IamService::new(store.clone(), clock.clone(), iam_state)));
     let gateway = Arc::new(gateway);
+    let services = gateway.specs();
 
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| ServerError::Bind { addr: config.listen, source })?;
@@ -103,7 +109,7 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
     let (stop, stop_rx) = watch::channel(false);
     let grace = config.shutdown_grace;
     let task = tokio::spawn(serve(listener, gateway, stop_rx, grace, store));
-    Ok(RunningServer { local_addr, data_dir: config.data_dir.clone(), root, config, stop, task })
+    Ok(RunningServer { local_addr, data_dir: config.data_dir.clone(), root, config, services, stop, task })
 }
 
 fn write_endpoint_file(data_dir: &Path, addr: SocketAddr) -> Result<(), ServerError> {

@@ -2,23 +2,41 @@
 
 use berth_aws::sigv4::SigningCredentials;
 
+use std::sync::Arc;
+
+use berth_aws::time::{SharedClock, SystemClock};
+
 use crate::client::ApiClient;
-use crate::{start, Config, RunningServer};
+use crate::{start_with_clock, Config, RunningServer};
 
 /// A running server with its own temporary data dir and a client signed with its root key.
 pub struct TestServer {
     pub server: RunningServer,
     pub client: ApiClient,
+    clock: SharedClock,
     dir: tempfile::TempDir,
 }
 
 impl TestServer {
     /// Starts a server on `127.0.0.1:0` with a fresh data dir.
     pub async fn start() -> TestServer {
+        TestServer::start_with_clock(Arc::new(SystemClock)).await
+    }
+
+    /// Starts a server whose time is `clock` (e.g. a [`berth_aws::time::ManualClock`] to test expiry).
+    pub async fn start_with_clock(clock: SharedClock) -> TestServer {
         let dir = tempfile::tempdir().expect("create a temporary data dir");
-        let server = start_in(dir.path()).await;
-        let client = root_client(&server);
-        TestServer { server, client, dir }
+        let config = Config::new("127.0.0.1:0", Some(dir.path().to_path_buf()), None, None).expect("test config");
+        let server = start_with_clock(config, clock.clone()).await.expect("start a test server");
+        let client = root_client(&server).with_clock(clock.clone());
+        TestServer { server, client, clock, dir }
+    }
+
+    /// A client signed with other credentials (an IAM user's key, a role session's).
+    pub fn client_with(&self, creds: SigningCredentials) -> ApiClient {
+        ApiClient::new(&self.endpoint(), creds, &self.server.config.aws.region)
+            .expect("endpoint of a running server")
+            .with_clock(self.clock.clone())
     }
 
     pub fn endpoint(&self) -> String {
@@ -31,21 +49,17 @@ impl TestServer {
 
     /// Stops the server gracefully and starts a new one on the same data dir.
     pub async fn restart(self) -> TestServer {
-        let TestServer { server, dir, .. } = self;
+        let TestServer { server, dir, clock, .. } = self;
         server.shutdown().await;
-        let server = start_in(dir.path()).await;
-        let client = root_client(&server);
-        TestServer { server, client, dir }
+        let config = Config::new("127.0.0.1:0", Some(dir.path().to_path_buf()), None, None).expect("test config");
+        let server = start_with_clock(config, clock.clone()).await.expect("restart a test server");
+        let client = root_client(&server).with_clock(clock.clone());
+        TestServer { server, client, clock, dir }
     }
 
     pub async fn shutdown(self) {
         self.server.shutdown().await;
     }
-}
-
-async fn start_in(dir: &std::path::Path) -> RunningServer {
-    let config = Config::new("127.0.0.1:0", Some(dir.to_path_buf()), None, None).expect("test config");
-    start(config).await.expect("start a test server")
 }
 
 /// A client signed with the server's root key.

@@ -135,3 +135,6 @@ async fn shutdown_lets_in_flight_requests_finish() {
     assert_eq!(r.status, 200, "{}", r.text());
     server.shutdown().await;
 }
+
+#[path = "server/iam.rs"]
+mod iam;
