@@ -29,7 +29,7 @@ pub static IAM_SPEC: ServiceSpec = ServiceSpec {
     operations: &[
         op("CreateUser", "iam:CreateUser", Arn(user_arn)),
         op("GetUser", "iam:GetUser", Arn(user_arn)),
-        op("ListUsers", "iam:ListUsers", Any),
+        op("ListUsers", "iam:ListUsers", Arn(listed_arn)),
         op("DeleteUser", "iam:DeleteUser", Arn(user_arn)),
         op("CreateAccessKey", "iam:CreateAccessKey", Arn(user_arn)),
         op("ListAccessKeys", "iam:ListAccessKeys", Arn(user_arn)),
@@ -37,12 +37,12 @@ pub static IAM_SPEC: ServiceSpec = ServiceSpec {
         op("DeleteAccessKey", "iam:DeleteAccessKey", Arn(user_arn)),
         op("CreateRole", "iam:CreateRole", Arn(role_arn)),
         op("GetRole", "iam:GetRole", Arn(role_arn)),
-        op("ListRoles", "iam:ListRoles", Any),
+        op("ListRoles", "iam:ListRoles", Arn(listed_arn)),
         op("UpdateAssumeRolePolicy", "iam:UpdateAssumeRolePolicy", Arn(role_arn)),
         op("DeleteRole", "iam:DeleteRole", Arn(role_arn)),
         op("CreatePolicy", "iam:CreatePolicy", Arn(policy_arn)),
         op("GetPolicy", "iam:GetPolicy", Arn(policy_arn)),
-        op("ListPolicies", "iam:ListPolicies", Any),
+        op("ListPolicies", "iam:ListPolicies", Arn(listed_arn)),
         op("DeletePolicy", "iam:DeletePolicy", Arn(policy_arn)),
         op("CreatePolicyVersion", "iam:CreatePolicyVersion", Arn(policy_arn)),
         op("GetPolicyVersion", "iam:GetPolicyVersion", Arn(policy_arn)),
@@ -93,6 +93,18 @@ fn user_arn(ctx: &RequestContext, input: &Input) -> Result<String, AwsError> {
         Some(name) => Ok(ctx.aws.global_arn("iam", &format!("user{}{name}", q.get("Path").unwrap_or("/")))),
         None => Ok(ctx.principal.arn.clone()),
     }
+}
+
+/// The list operations are authorized on the listed path, as AWS does: ListUsers on
+/// `arn:aws:iam::<acct>:user<PathPrefix>` (`user/` by default), ListRoles on `role/…`, ListPolicies on `policy/…`.
+fn listed_arn(ctx: &RequestContext, input: &Input) -> Result<String, AwsError> {
+    let kind = match ctx.operation {
+        "ListUsers" => "user",
+        "ListRoles" => "role",
+        _ => "policy",
+    };
+    let prefix = query(input)?.get("PathPrefix").unwrap_or("/");
+    Ok(ctx.aws.global_arn("iam", &format!("{kind}{prefix}")))
 }
 
 /// `arn:aws:iam::<acct>:role/<path><name>`.

@@ -223,14 +223,18 @@ impl IamService {
         self.store
             .write(move |tx| {
                 get_role(tx, &name)?;
-                let dependents: i64 = tx.query_row(
-                    "SELECT (SELECT count(*) FROM iam_attached_policies WHERE principal_type = 'role' AND principal_name = ?1)
-                          + (SELECT count(*) FROM iam_inline_policies WHERE principal_type = 'role' AND principal_name = ?1)",
-                    [&name],
-                    |r| r.get(0),
-                )?;
-                if dependents > 0 {
-                    return Err(IamError::DeleteConflict("Cannot delete entity, must detach all policies first.".into()));
+                let count = |table: &str| -> Result<i64, IamError> {
+                    let sql =
+                        format!("SELECT count(*) FROM {table} WHERE principal_type = 'role' AND principal_name = ?1");
+                    Ok(tx.query_row(&sql, [&name], |r| r.get(0))?)
+                };
+                if count("iam_attached_policies")? > 0 {
+                    return Err(IamError::DeleteConflict(
+                        "Cannot delete entity, must detach all policies first.".into(),
+                    ));
+                }
+                if count("iam_inline_policies")? > 0 {
+                    return Err(IamError::DeleteConflict("Cannot delete entity, must delete policies first.".into()));
                 }
                 tx.execute("DELETE FROM iam_roles WHERE role_name = ?1", [&name])?;
                 tx.execute("DELETE FROM sts_sessions WHERE role_name = ?1", [&name])?;

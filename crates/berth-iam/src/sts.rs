@@ -202,7 +202,7 @@ impl StsService {
         write_credentials(&mut w, &session);
         w.elem("SubjectFromWebIdentityToken", &verified.subject)
             .elem("PackedPolicySize", "0")
-            .elem("Provider", &verified.issuer)
+            .elem("Provider", &provider.arn)
             .elem("Audience", &verified.audience);
         Ok(Output::Xml(Some(w.into_string())))
     }
@@ -301,10 +301,9 @@ fn duration_seconds(q: &QueryInput, role: &RoleEntry) -> Result<i64, AwsError> {
         .into());
     }
     if duration > role.max_session_duration {
-        return Err(IamError::Validation(format!(
-            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role ({}).",
-            role.max_session_duration
-        ))
+        return Err(IamError::Validation(
+            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.".into(),
+        )
         .into());
     }
     Ok(duration)
