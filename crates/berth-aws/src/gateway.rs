@@ -27,7 +27,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Routes signed requests to services.
 pub struct Gateway {
-    aws: AwsContext,
+    aws: Arc<AwsContext>,
     max_body_bytes: usize,
     services: Vec<Arc<dyn Service>>,
     by_signing_name: HashMap<&'static str, usize>,
@@ -35,6 +35,42 @@ pub struct Gateway {
     credentials: Arc<dyn CredentialStore>,
     authorizer: Arc<dyn Authorizer>,
     clock: SharedClock,
+    signing_keys: SigningKeyCache,
+}
+
+/// Signing keys by access key id: deriving one takes four HMACs, and it changes only with the
+/// date (daily), the region and the service. An entry is used only for the same secret.
+#[derive(Default)]
+struct SigningKeyCache {
+    entries: std::sync::Mutex<HashMap<String, CachedKey>>,
+}
+
+struct CachedKey {
+    scope: String,
+    secret: crate::identity::Secret,
+    key: [u8; 32],
+}
+
+impl SigningKeyCache {
+    /// Bounds memory if many keys are seen (e.g. many short sessions): the cache then starts over.
+    const MAX_ENTRIES: usize = 4096;
+
+    fn get(&self, claim: &SignatureClaim, secret: &str) -> [u8; 32] {
+        let scope = claim.scope();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = entries.get(&claim.access_key_id) {
+            if c.scope == scope && bool::from(c.secret.expose().as_bytes().ct_eq(secret.as_bytes())) {
+                return c.key;
+            }
+        }
+        let key = sigv4::signing_key(secret, &claim.scope_date, &claim.region, &claim.service);
+        if entries.len() >= Self::MAX_ENTRIES {
+            entries.clear();
+        }
+        let secret = crate::identity::Secret::new(secret);
+        entries.insert(claim.access_key_id.clone(), CachedKey { scope, secret, key });
+        key
+    }
 }
 
 /// A request as the gateway sees it.
@@ -60,7 +96,7 @@ impl Gateway {
         clock: SharedClock,
     ) -> Gateway {
         Gateway {
-            aws,
+            aws: Arc::new(aws),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             services: Vec::new(),
             by_signing_name: HashMap::new(),
@@ -68,6 +104,7 @@ impl Gateway {
             credentials,
             authorizer,
             clock,
+            signing_keys: SigningKeyCache::default(),
         }
     }
 
@@ -153,7 +190,7 @@ impl Gateway {
                 Some(idx) => {
                     route.service = Some(idx);
                     route.protocol = self.services[idx].spec().protocol;
-                    (Principal::anonymous(), idx)
+                    (Arc::new(Principal::anonymous()), idx)
                 }
                 None => return Err(wire(route, WireError::Signature(SigV4Error::Missing))),
             },
@@ -208,7 +245,7 @@ impl Gateway {
         claim: &SignatureClaim,
         now: Timestamp,
         route: &mut Route,
-    ) -> Result<(Principal, usize), AwsError> {
+    ) -> Result<(Arc<Principal>, usize), AwsError> {
         let wire = |route: &Route, e: WireError| e.to_aws(route.protocol);
         if let Some(&idx) = self.by_signing_name.get(claim.service.as_str()) {
             route.service = Some(idx);
@@ -224,8 +261,8 @@ impl Gateway {
         if !token_ok {
             return Err(wire(route, WireError::InvalidSessionToken));
         }
-        sigv4::verify(rp, claim, credential.secret_access_key.expose(), now)
-            .map_err(|e| wire(route, WireError::Signature(e)))?;
+        let key = self.signing_keys.get(claim, credential.secret_access_key.expose());
+        sigv4::verify_with_key(rp, claim, &key, now).map_err(|e| wire(route, WireError::Signature(e)))?;
         if credential.expires_at.is_some_and(|exp| exp <= now) {
             return Err(wire(route, WireError::ExpiredSessionToken));
         }
@@ -242,7 +279,7 @@ impl Gateway {
                 ))),
             ));
         }
-        Ok((credential.principal, idx))
+        Ok((credential.principal.clone(), idx))
     }
 
     /// For a request without a signature: the service of the operation it names, if that

@@ -2,6 +2,7 @@
 //! "whose key is this?" and "may they do this?".
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::time::Timestamp;
 
@@ -69,13 +70,13 @@ pub struct Credential {
     /// Temporary credentials carry a session token that the request must present.
     pub session_token: Option<Secret>,
     pub expires_at: Option<Timestamp>,
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
 }
 
 /// Resolves access key ids to credentials (the IAM crate implements it). Called on every request:
 /// implementations answer from memory.
 pub trait CredentialStore: Send + Sync + 'static {
-    fn lookup(&self, access_key_id: &str) -> Option<Credential>;
+    fn lookup(&self, access_key_id: &str) -> Option<Arc<Credential>>;
 }
 
 /// One authorization question: may this principal do this action on this resource, now, from there?

@@ -27,16 +27,44 @@ const BASE32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// A request id in AWS's format: a v4 UUID, e.g. `c6104cbe-af31-11e0-8154-cbc7ccf896c7`.
+///
+/// Request ids only need to be unique, not unpredictable, and one is made per request: they come
+/// from a per-thread SplitMix64 generator seeded from the OS, not from a system call each.
 pub fn request_id() -> String {
-    uuid_v4()
+    thread_local! {
+        static STATE: std::cell::Cell<u64> = std::cell::Cell::new({
+            let mut seed = [0u8; 8];
+            random_bytes(&mut seed);
+            u64::from_le_bytes(seed)
+        });
+    }
+    let next = || {
+        STATE.with(|s| {
+            let x = s.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+            s.set(x);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        })
+    };
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&next().to_le_bytes());
+    b[8..].copy_from_slice(&next().to_le_bytes());
+    format_uuid_v4(b)
 }
 
+/// A random v4 UUID from the OS's random source.
 pub fn uuid_v4() -> String {
     let mut b = [0u8; 16];
     random_bytes(&mut b);
+    format_uuid_v4(b)
+}
+
+fn format_uuid_v4(mut b: [u8; 16]) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
+    let h = crate::sigv4::hex(&b);
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
@@ -70,5 +98,8 @@ mod tests {
         let u = uuid_v4();
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| request_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        assert!(ids.iter().all(|r| r.len() == 36 && &r[14..15] == "4"));
     }
 }

@@ -52,15 +52,26 @@ impl Protocol {
 
     /// Frames a successful awsQuery result: `<OpResponse><OpResult>…</OpResult><ResponseMetadata>…`.
     pub fn query_response(operation: &str, namespace: &str, result: Option<&str>, request_id: &str) -> String {
-        let mut out = String::with_capacity(256 + result.map_or(0, str::len));
-        out.push_str(&format!("<{operation}Response xmlns=\"{}\">", xml::escape(namespace)));
+        let mut out = String::with_capacity(160 + 2 * operation.len() + namespace.len() + result.map_or(0, str::len));
+        out.push('<');
+        out.push_str(operation);
+        out.push_str("Response xmlns=\"");
+        xml::escape_into(&mut out, namespace);
+        out.push_str("\">");
         if let Some(r) = result {
-            out.push_str(&format!("<{operation}Result>{r}</{operation}Result>"));
+            out.push('<');
+            out.push_str(operation);
+            out.push_str("Result>");
+            out.push_str(r);
+            out.push_str("</");
+            out.push_str(operation);
+            out.push_str("Result>");
         }
-        out.push_str(&format!(
-            "<ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata></{operation}Response>",
-            xml::escape(request_id)
-        ));
+        out.push_str("<ResponseMetadata><RequestId>");
+        xml::escape_into(&mut out, request_id);
+        out.push_str("</RequestId></ResponseMetadata></");
+        out.push_str(operation);
+        out.push_str("Response>");
         out
     }
 }

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -117,8 +118,8 @@ pub struct RequestContext {
     pub request_id: String,
     pub operation: &'static str,
     /// The signer, or [`Principal::anonymous`] for [`Auth::Unsigned`] operations called without a signature.
-    pub principal: Principal,
-    pub aws: AwsContext,
+    pub principal: Arc<Principal>,
+    pub aws: Arc<AwsContext>,
     /// The caller's address, for `aws:SourceIp`.
     pub source_ip: Option<std::net::IpAddr>,
 }

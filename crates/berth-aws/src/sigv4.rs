@@ -77,7 +77,15 @@ pub enum SigV4Error {
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<std::borrow::Cow<'h, str>> {
-    headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()))
+    headers.get(name).map(value_str)
+}
+
+/// A header value as text: borrowed when it is visible ASCII (always, from SDKs), else decoded lossily.
+fn value_str(v: &http::HeaderValue) -> std::borrow::Cow<'_, str> {
+    match v.to_str() {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(v.as_bytes()),
+    }
 }
 
 /// Parses the signature a request carries. `Ok(None)`: the request carries no signature at all.
@@ -217,8 +225,19 @@ pub fn verify(
     secret_access_key: &str,
     now: Timestamp,
 ) -> Result<(), SigV4Error> {
-    check_time(claim, now)?;
     let key = signing_key(secret_access_key, &claim.scope_date, &claim.region, &claim.service);
+    verify_with_key(parts, claim, &key, now)
+}
+
+/// [`verify`] with the signing key of the claim's scope already derived (callers may cache it: it
+/// depends only on the secret, the date, the region and the service).
+pub fn verify_with_key(
+    parts: &RequestParts<'_>,
+    claim: &SignatureClaim,
+    key: &[u8; 32],
+    now: Timestamp,
+) -> Result<(), SigV4Error> {
+    check_time(claim, now)?;
     let payload_hashes: Vec<String> = match header_str(parts.headers, "x-amz-content-sha256") {
         Some(declared) if declared == UNSIGNED_PAYLOAD => vec![declared.into_owned()],
         Some(declared) => {
@@ -239,7 +258,7 @@ pub fn verify(
     for payload_hash in &payload_hashes {
         let creq = canonical_request(parts, &claim.signed_headers, payload_hash, claim.location);
         let sts = string_to_sign(&claim.amz_date, &claim.scope(), &creq);
-        let expected = hex::encode(hmac(&key, sts.as_bytes()));
+        let expected = hex(&hmac(key, sts.as_bytes()));
         matched |= expected.as_bytes().ct_eq(provided);
     }
     if bool::from(matched) {
@@ -308,7 +327,7 @@ pub fn canonical_request(
                 out.push(',');
             }
             first = false;
-            push_trimmed(&mut out, &String::from_utf8_lossy(value.as_bytes()));
+            push_trimmed(&mut out, &value_str(value));
         }
         out.push('\n');
     }
@@ -440,7 +459,18 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
 }
 
 pub fn hex_sha256(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
+    hex(&Sha256::digest(data))
+}
+
+/// Lower-case hex, without the per-character collection of `hex::encode`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
+    out
 }
 
 /// Credentials for signing a request.
@@ -497,7 +527,7 @@ pub fn sign(
     let scope = format!("{}/{region}/{service}/aws4_request", &amz_date[..8]);
     let sts = string_to_sign(&amz_date, &scope, &creq);
     let key = signing_key(&creds.secret_access_key, &amz_date[..8], region, service);
-    let signature = hex::encode(hmac(&key, sts.as_bytes()));
+    let signature = hex(&hmac(&key, sts.as_bytes()));
     let auth = format!(
         "{ALGORITHM} Credential={}/{scope}, SignedHeaders={}, Signature={signature}",
         creds.access_key_id,
@@ -546,7 +576,7 @@ pub fn presign(
     let creq = canonical_request(&parts, &["host".to_string()], UNSIGNED_PAYLOAD, location);
     let sts = string_to_sign(&amz_date, &scope, &creq);
     let key = signing_key(&creds.secret_access_key, &amz_date[..8], region, service);
-    let signature = hex::encode(hmac(&key, sts.as_bytes()));
+    let signature = hex(&hmac(&key, sts.as_bytes()));
     format!("{q}&X-Amz-Signature={signature}")
 }
 

@@ -63,7 +63,15 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-fn escape_into(out: &mut String, text: &str) {
+pub(crate) fn escape_into(out: &mut String, text: &str) {
+    // Most text (names, ids, ARNs) needs no escaping: copy it whole.
+    if !text
+        .bytes()
+        .any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'' | b'\r') || (b < 0x20 && b != b'\n' && b != b'\t'))
+    {
+        out.push_str(text);
+        return;
+    }
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),

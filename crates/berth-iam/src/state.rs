@@ -36,7 +36,7 @@ struct UserEntry {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     revision: u64,
-    keys: HashMap<String, Credential>,
+    keys: HashMap<String, Arc<Credential>>,
     users: HashMap<String, UserEntry>,
     roles: HashMap<String, Arc<RoleEntry>>,
 }
@@ -61,7 +61,7 @@ impl Snapshot {
 pub struct IamState {
     aws: AwsContext,
     root_key_id: String,
-    root: Credential,
+    root: Arc<Credential>,
     current: RwLock<Arc<Snapshot>>,
 }
 
@@ -76,7 +76,7 @@ impl IamState {
         let state = IamState {
             aws: aws.clone(),
             root_key_id: root.access_key_id.clone(),
-            root: Credential {
+            root: Arc::new(Credential {
                 secret_access_key: root.secret_access_key.clone(),
                 session_token: None,
                 expires_at: None,
@@ -86,8 +86,9 @@ impl IamState {
                     account_id: aws.account_id.clone(),
                     access_key_id: root.access_key_id.clone(),
                     kind: PrincipalKind::Root,
-                },
-            },
+                }
+                .into(),
+            }),
             current: RwLock::new(Arc::new(Snapshot::default())),
         };
         let aws = aws.clone();
@@ -171,7 +172,7 @@ impl IamState {
 }
 
 impl CredentialStore for IamState {
-    fn lookup(&self, access_key_id: &str) -> Option<Credential> {
+    fn lookup(&self, access_key_id: &str) -> Option<Arc<Credential>> {
         if access_key_id == self.root_key_id {
             return Some(self.root.clone());
         }
@@ -270,9 +271,13 @@ fn build_snapshot(c: &Connection, aws: &AwsContext, now: Timestamp) -> Result<Sn
             access_key_id: key_id.clone(),
             kind: PrincipalKind::User { name: name.clone() },
         };
-        let credential =
-            Credential { secret_access_key: Secret::new(secret), session_token: None, expires_at: None, principal };
-        snapshot.keys.insert(key_id, credential);
+        let credential = Credential {
+            secret_access_key: Secret::new(secret),
+            session_token: None,
+            expires_at: None,
+            principal: principal.into(),
+        };
+        snapshot.keys.insert(key_id, Arc::new(credential));
     }
 
     let mut stmt = c.prepare(
@@ -303,9 +308,9 @@ fn build_snapshot(c: &Connection, aws: &AwsContext, now: Timestamp) -> Result<Sn
             secret_access_key: Secret::new(secret),
             session_token: Some(Secret::new(token)),
             expires_at: Some(Timestamp(expires_at)),
-            principal,
+            principal: principal.into(),
         };
-        snapshot.keys.insert(key_id, credential);
+        snapshot.keys.insert(key_id, Arc::new(credential));
     }
     Ok(snapshot)
 }

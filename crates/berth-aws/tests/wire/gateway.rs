@@ -112,10 +112,10 @@ impl Service for EchoService {
 }
 
 /// An in-memory credential store with a root key, a temporary key and an expired temporary key.
-struct TestCredentials(HashMap<&'static str, Credential>);
+struct TestCredentials(HashMap<&'static str, Arc<Credential>>);
 
 impl CredentialStore for TestCredentials {
-    fn lookup(&self, access_key_id: &str) -> Option<Credential> {
+    fn lookup(&self, access_key_id: &str) -> Option<Arc<Credential>> {
         self.0.get(access_key_id).cloned()
     }
 }
@@ -162,30 +162,30 @@ impl Fixture {
         let store = TestCredentials(HashMap::from([
             (
                 ROOT_KEY,
-                Credential {
+                Arc::new(Credential {
                     secret_access_key: Secret::new(ROOT_SECRET),
                     session_token: None,
                     expires_at: None,
-                    principal: principal(ROOT_ARN, ROOT_KEY, PrincipalKind::Root),
-                },
+                    principal: principal(ROOT_ARN, ROOT_KEY, PrincipalKind::Root).into(),
+                }),
             ),
             (
                 TEMP_KEY,
-                Credential {
+                Arc::new(Credential {
                     secret_access_key: Secret::new(TEMP_SECRET),
                     session_token: Some(Secret::new(TEMP_TOKEN)),
                     expires_at: Some(Timestamp(t0().0 + 3600)),
-                    principal: principal(TEMP_ARN, TEMP_KEY, assumed.clone()),
-                },
+                    principal: principal(TEMP_ARN, TEMP_KEY, assumed.clone()).into(),
+                }),
             ),
             (
                 EXPIRED_KEY,
-                Credential {
+                Arc::new(Credential {
                     secret_access_key: Secret::new(TEMP_SECRET),
                     session_token: Some(Secret::new(EXPIRED_TOKEN)),
                     expires_at: Some(Timestamp(t0().0 - 1)),
-                    principal: principal(TEMP_ARN, EXPIRED_KEY, assumed),
-                },
+                    principal: principal(TEMP_ARN, EXPIRED_KEY, assumed).into(),
+                }),
             ),
         ]));
         let clock = Arc::new(FixedClock(t0().to_system()));

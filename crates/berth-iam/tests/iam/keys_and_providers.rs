@@ -39,7 +39,7 @@ fn harness() -> Harness {
     let clock: SharedClock = Arc::new(SystemClock);
     let now = Timestamp::from_system(clock.now());
     let state = IamState::load(&AwsContext::default(), &root_credentials, &store, now).unwrap();
-    let root = state.lookup(ROOT_KEY_ID).unwrap().principal;
+    let root = (*state.lookup(ROOT_KEY_ID).unwrap().principal).clone();
     assert_eq!(root.kind, PrincipalKind::Root);
     let iam = IamService::new(store.clone(), clock, state.clone());
     Harness { _dir: dir, store, state, iam, root }
@@ -56,8 +56,8 @@ impl Harness {
         let ctx = RequestContext {
             request_id: "test-request".into(),
             operation: op,
-            principal: principal.clone(),
-            aws: AwsContext::default(),
+            principal: principal.clone().into(),
+            aws: AwsContext::default().into(),
             source_ip: None,
         };
         match self.iam.call(&ctx, Input::Query(QueryInput::from_pairs(params.iter().copied()))).await? {
@@ -189,7 +189,7 @@ async fn without_a_user_name_a_user_manages_its_own_keys_and_root_must_name_one(
     let h = harness();
     h.create_user("alice").await;
     let (first, _) = h.create_key("alice").await;
-    let alice = h.state.lookup(&first).unwrap().principal;
+    let alice = (*h.state.lookup(&first).unwrap().principal).clone();
 
     let xml = h.call_as(&alice, "CreateAccessKey", &[]).await.unwrap();
     assert_eq!(text(&xml, "UserName"), "alice");

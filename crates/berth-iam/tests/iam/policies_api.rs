@@ -76,8 +76,8 @@ impl Iam {
         let ctx = RequestContext {
             request_id: "test-request".into(),
             operation,
-            principal: self.root(),
-            aws: self.aws.clone(),
+            principal: self.root().into(),
+            aws: self.aws.clone().into(),
             source_ip: None,
         };
         let input = Input::Query(QueryInput::from_pairs(params.iter().copied()));
