@@ -142,6 +142,34 @@ impl PageRequest {
     }
 }
 
+/// One page of the entities of `table` (users, roles) whose path starts with the request's
+/// `PathPrefix`, in case-insensitive order of `name_column`, as ListUsers and ListRoles answer.
+pub(crate) async fn list_by_path<T: Send + 'static>(
+    store: &berth_store::Store,
+    q: &QueryInput,
+    table: &'static str,
+    columns: &'static str,
+    name_column: &'static str,
+    from_row: fn(&berth_store::rusqlite::Row<'_>) -> berth_store::rusqlite::Result<T>,
+    name_of: fn(&T) -> &str,
+) -> Result<(Vec<T>, Option<String>), AwsError> {
+    let prefix = path_prefix(q)?;
+    let page = PageRequest::from_query(q)?;
+    let p = page.clone();
+    let items = store
+        .read(move |c| -> Result<Vec<T>, IamError> {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {columns} FROM {table}
+                 WHERE substr(path, 1, length(?1)) = ?1 AND (?2 IS NULL OR lower({name_column}) >= lower(?2))
+                 ORDER BY lower({name_column}) LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(berth_store::rusqlite::params![prefix, p.start, p.limit()], from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await?;
+    Ok(page.cut(items, |t| name_of(t).to_lowercase()))
+}
+
 /// `<IsTruncated>` and, when truncated, `<Marker>`.
 pub fn write_page_end(w: &mut XmlWriter, next: Option<String>) {
     w.elem("IsTruncated", if next.is_some() { "true" } else { "false" });

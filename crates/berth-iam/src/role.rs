@@ -5,7 +5,7 @@ use berth_aws::xml::XmlWriter;
 use berth_aws::{ids, AwsError, Output, QueryInput, RequestContext};
 use berth_store::rusqlite::{self, params, OptionalExtension};
 
-use crate::common::{self, PageRequest, Tag};
+use crate::common::{self, Tag};
 use crate::error::IamError;
 use crate::iam::IamService;
 use crate::policy::{Policy, PolicyKind};
@@ -178,22 +178,11 @@ impl IamService {
     }
 
     async fn list_roles(&self, q: &QueryInput) -> Result<Output, AwsError> {
-        let prefix = common::path_prefix(q)?;
-        let page = PageRequest::from_query(q)?;
-        let p = page.clone();
-        let roles = self
-            .store
-            .read(move |c| -> Result<Vec<Role>, IamError> {
-                let mut stmt = c.prepare(&format!(
-                    "SELECT {ROLE_COLUMNS} FROM iam_roles
-                     WHERE substr(path, 1, length(?1)) = ?1 AND (?2 IS NULL OR lower(role_name) >= lower(?2))
-                     ORDER BY lower(role_name) LIMIT ?3"
-                ))?;
-                let rows = stmt.query_map(params![prefix, p.start, p.limit()], Role::from_row)?;
-                Ok(rows.collect::<Result<_, _>>()?)
+        let (roles, next) =
+            common::list_by_path(&self.store, q, "iam_roles", ROLE_COLUMNS, "role_name", Role::from_row, |r| {
+                &r.role_name
             })
             .await?;
-        let (roles, next) = page.cut(roles, |r| r.role_name.to_lowercase());
         let mut w = XmlWriter::new();
         w.members("Roles", &roles, |w, r| r.write_xml(w));
         common::write_page_end(&mut w, next);

@@ -5,7 +5,7 @@ use berth_aws::xml::XmlWriter;
 use berth_aws::{ids, AwsError, Output, PrincipalKind, QueryInput, RequestContext};
 use berth_store::rusqlite::{self, params, OptionalExtension};
 
-use crate::common::{self, PageRequest, Tag};
+use crate::common::{self, Tag};
 use crate::error::IamError;
 use crate::iam::IamService;
 
@@ -145,22 +145,11 @@ impl IamService {
     }
 
     pub(crate) async fn list_users(&self, q: &QueryInput) -> Result<Output, AwsError> {
-        let prefix = common::path_prefix(q)?;
-        let page = PageRequest::from_query(q)?;
-        let p = page.clone();
-        let users = self
-            .store
-            .read(move |c| -> Result<Vec<User>, IamError> {
-                let mut stmt = c.prepare(&format!(
-                    "SELECT {USER_COLUMNS} FROM iam_users
-                     WHERE substr(path, 1, length(?1)) = ?1 AND (?2 IS NULL OR lower(user_name) >= lower(?2))
-                     ORDER BY lower(user_name) LIMIT ?3"
-                ))?;
-                let rows = stmt.query_map(params![prefix, p.start, p.limit()], User::from_row)?;
-                Ok(rows.collect::<Result<_, _>>()?)
+        let (users, next) =
+            common::list_by_path(&self.store, q, "iam_users", USER_COLUMNS, "user_name", User::from_row, |u| {
+                &u.user_name
             })
             .await?;
-        let (users, next) = page.cut(users, |u| u.user_name.to_lowercase());
         let mut w = XmlWriter::new();
         w.members("Users", &users, |w, u| u.write_xml(w));
         common::write_page_end(&mut w, next);
