@@ -194,3 +194,28 @@ fn env_prints_the_exports_for_a_data_dir() {
     sigterm(&child);
     assert!(child.wait().unwrap().success());
 }
+
+/// SIGTERM right after the first answer (as a supervisor or a benchmark does) always ends in a
+/// graceful exit: the signal handlers are in place before the server serves.
+#[tokio::test]
+async fn sigterm_right_after_the_first_answer_always_exits_cleanly() {
+    for _ in 0..15 {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut child = spawn_server(dir.path(), port);
+        wait_ready(port).await;
+        sigterm(&child);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("berth ignored SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert!(status.success(), "exit status after SIGTERM: {status:?}");
+    }
+}
