@@ -1,14 +1,55 @@
 //! `berth demo`: an embedded berth, and the seed's deployment flow played against its public API.
 //!
-//! Today the flow has its first step only: the pipeline's identity. Each capability adds its step
-//! as it lands (registry, cluster and service, secrets, logs, blue/green).
+//! Today the flow has its first step: "GitHub Actions → OIDC AssumeRole (least-privileged)". The account's
+//! admin registers an OIDC issuer and creates a `deploy` role that only acme/shop's main branch may assume,
+//! with a least-privilege policy; the workflow trades its ID token for temporary credentials, uses them,
+//! and is refused what the policy does not allow; a token for another branch gets nothing. GitHub's token
+//! service cannot be reached from here, so a real issuer on 127.0.0.1 stands in for it
+//! ([`stand_in_issuer`]). Every call goes through berth's API, signed as the aws CLI signs it
+//! (AssumeRoleWithWebIdentity unsigned, as the CLI sends it). Each capability adds its step as it lands
+//! (registry, cluster and service, secrets, logs, blue/green).
+
+mod stand_in_issuer;
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
-use berth_server::client::ApiClient;
+use anyhow::{bail, ensure, Context};
+use berth_aws::sigv4::{self, SigningCredentials};
+use berth_server::client::{ApiClient, ApiResponse};
+use berth_server::RunningServer;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{header, Method, Request};
+
+use stand_in_issuer::{StandInIssuer, WorkflowRun, AUDIENCE};
+
+const IAM: &str = "2010-05-08";
+const STS: &str = "2011-06-15";
+const ROLE: &str = "deploy";
+const ROLE_POLICY: &str = "deploy-least-privilege";
+/// The session name `aws-actions/configure-aws-credentials` uses by default.
+const SESSION: &str = "GitHubActions";
+
+/// The push to main whose workflow deploys.
+const PUSH_TO_MAIN: WorkflowRun<'static> = WorkflowRun {
+    repository: "acme/shop",
+    git_ref: "refs/heads/main",
+    sha: "2f7c4a3e9d1b6a8c0e5f4d3c2b1a09876543210f",
+    workflow: "deploy",
+    run_id: "8812345678",
+    actor: "octocat",
+    event_name: "push",
+};
+
+/// The same workflow run from a feature branch.
+const PUSH_TO_FEATURE: WorkflowRun<'static> = WorkflowRun {
+    git_ref: "refs/heads/feature",
+    sha: "9b1d2c3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c",
+    run_id: "8812345702",
+    ..PUSH_TO_MAIN
+};
 
 struct Steps {
     started: Instant,
@@ -57,17 +98,39 @@ pub async fn run(data_dir: Option<PathBuf>, listen: &str) -> anyhow::Result<()> 
             Ok((server, detail))
         })
         .await?;
-    let client = berth_server::testing::root_client(&server);
-    steps.step("who am I: sts get-caller-identity (SigV4-signed, verified by berth)", caller_identity(&client)).await?;
-    steps
-        .step("create the pipeline's IAM user (durable before the call returns)", create_pipeline_user(&client))
-        .await?;
-    steps
-        .step("stop berth gracefully", async {
+    let issuer = steps
+        .step(
+            "start a stand-in for GitHub's token service (token.actions.githubusercontent.com cannot be reached from here)",
+            async {
+                let issuer = StandInIssuer::start().await?;
+                let detail = format!(
+                    "OIDC issuer {} · /.well-known/openid-configuration and /.well-known/jwks · P-256 key generated now (kid {})",
+                    issuer.url(),
+                    short(issuer.kid())
+                );
+                Ok((issuer, detail))
+            },
+        )
+        .await;
+    let issuer = match issuer {
+        Ok(issuer) => issuer,
+        Err(e) => {
             server.shutdown().await;
-            Ok(((), "in-flight requests finished; state closed".to_string()))
+            return Err(e);
+        }
+    };
+
+    let outcome = oidc_deploy_role(&mut steps, &server, &issuer).await;
+
+    println!();
+    steps
+        .step("stop the issuer and berth gracefully", async {
+            issuer.stop().await;
+            server.shutdown().await;
+            Ok(((), "issuer connections closed; in-flight requests finished; state closed".to_string()))
         })
         .await?;
+    outcome?;
     println!(
         "\ndone in {:.1} s. Coming as they land: registry push, cluster and service, secrets, logs, blue/green.",
         steps.started.elapsed().as_secs_f64()
@@ -75,21 +138,246 @@ pub async fn run(data_dir: Option<PathBuf>, listen: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// The seed's "GitHub Actions → OIDC AssumeRole (least-privileged)".
+async fn oidc_deploy_role(steps: &mut Steps, server: &RunningServer, issuer: &StandInIssuer) -> anyhow::Result<()> {
+    let root = berth_server::testing::root_client(server);
+    println!("\nGitHub Actions → OIDC AssumeRole (least-privileged)");
+    println!("  the account's admin (root key), once:");
+    steps.step("who am I: sts get-caller-identity (SigV4-signed, verified by berth)", caller_identity(&root)).await?;
+    let provider_arn = steps
+        .step(
+            "iam create-open-id-connect-provider for the issuer",
+            create_provider(&root, issuer, &server.config.aws.account_id),
+        )
+        .await?;
+    let role_arn = steps
+        .step(
+            "iam create-role deploy, trusting acme/shop's main branch only",
+            create_role(&root, issuer, &provider_arn),
+        )
+        .await?;
+    steps.step("iam put-role-policy deploy: least privilege", put_role_policy(&root, &role_arn)).await?;
+
+    println!("\n  the deploy workflow of a push to main of acme/shop:");
+    let token = steps
+        .step("GitHub Actions gives the job an ID token (audience sts.amazonaws.com)", async {
+            let token = issuer.mint(&PUSH_TO_MAIN);
+            Ok((token, describe_token(issuer, &PUSH_TO_MAIN)))
+        })
+        .await?;
+    issuer.take_requests();
+    let creds = steps
+        .step(
+            "sts assume-role-with-web-identity --role-arn …/deploy (unsigned: the token is the credential)",
+            assume_role_with_web_identity(&root, issuer, &role_arn, &token),
+        )
+        .await?;
+    let deploy = ApiClient::new(&server.endpoint(), creds, &server.config.aws.region)?;
+    let session_arn = steps
+        .step("who am I now: sts get-caller-identity with the session's ASIA… key", async {
+            let resp = ok(deploy.query("sts", "GetCallerIdentity", STS, &[]).await?, "GetCallerIdentity")?;
+            let arn = resp.xml_value("Arn").context("no Arn in the answer")?;
+            let expected = format!("arn:aws:sts::{}:assumed-role/{ROLE}/{SESSION}", server.config.aws.account_id);
+            ensure!(arn == expected, "the session's identity is {arn}, not {expected}");
+            let user_id = resp.xml_value("UserId").unwrap_or_default();
+            let detail = format!("{arn} · user id {user_id}");
+            Ok((arn, detail))
+        })
+        .await?;
+    steps
+        .step("allowed: iam get-role --role-name deploy", async {
+            let resp = ok(deploy.query("iam", "GetRole", IAM, &[("RoleName", ROLE)]).await?, "GetRole")?;
+            let arn = resp.xml_value("Arn").context("no Arn in the answer")?;
+            Ok(((), format!("{arn} · allowed by the inline policy {ROLE_POLICY}")))
+        })
+        .await?;
+    steps
+        .step("denied: iam put-role-policy on deploy (the pipeline widening its own rights)", async {
+            let policy = policy_document(r#"{"Effect": "Allow", "Action": "*", "Resource": "*"}"#);
+            let params = [("RoleName", ROLE), ("PolicyName", "admin"), ("PolicyDocument", policy.as_str())];
+            let resp = deploy.query("iam", "PutRolePolicy", IAM, &params).await?;
+            let message = refused(&resp, "AccessDenied", "PutRolePolicy")?;
+            ensure!(
+                message.contains(&session_arn) && message.contains("iam:PutRolePolicy") && message.contains(&role_arn),
+                "the refusal does not name the principal, action and resource: {message}"
+            );
+            Ok(((), format!("AccessDenied: {message}")))
+        })
+        .await?;
+
+    println!("\n  the same workflow on a push to another branch:");
+    steps
+        .step("a token for refs/heads/feature is refused", async {
+            let token = issuer.mint(&PUSH_TO_FEATURE);
+            let resp = unsigned_assume(&root, &role_arn, &token).await?;
+            let message = refused(&resp, "AccessDenied", "AssumeRoleWithWebIdentity")?;
+            Ok((
+                (),
+                format!(
+                    "AccessDenied: {message} · the token verified, but the trust policy admits sub {}, not {}",
+                    PUSH_TO_MAIN.subject(),
+                    PUSH_TO_FEATURE.subject()
+                ),
+            ))
+        })
+        .await?;
+    Ok(())
+}
+
 async fn caller_identity(client: &ApiClient) -> anyhow::Result<((), String)> {
-    let resp = client.query("sts", "GetCallerIdentity", "2011-06-15", &[]).await?;
-    if resp.status != 200 {
-        bail!("GetCallerIdentity answered {}: {}", resp.status, resp.text());
-    }
+    let resp = ok(client.query("sts", "GetCallerIdentity", STS, &[]).await?, "GetCallerIdentity")?;
     let arn = resp.xml_value("Arn").context("no Arn in the answer")?;
     let account = resp.xml_value("Account").context("no Account in the answer")?;
     Ok(((), format!("account {account} · {arn}")))
 }
 
-async fn create_pipeline_user(client: &ApiClient) -> anyhow::Result<((), String)> {
-    let resp = client.query("iam", "CreateUser", "2010-05-08", &[("UserName", "pipeline"), ("Path", "/ci/")]).await?;
-    if resp.status != 200 {
-        bail!("CreateUser answered {}: {}", resp.status, resp.text());
+async fn create_provider(
+    root: &ApiClient,
+    issuer: &StandInIssuer,
+    account_id: &str,
+) -> anyhow::Result<(String, String)> {
+    let params = [("Url", issuer.url()), ("ClientIDList.member.1", AUDIENCE)];
+    let resp = root.query("iam", "CreateOpenIDConnectProvider", IAM, &params).await?;
+    // A data dir kept from an earlier run whose issuer had the same port has the provider already.
+    if resp.status == 409 && resp.xml_value("Code").as_deref() == Some("EntityAlreadyExists") {
+        let arn = format!("arn:aws:iam::{account_id}:oidc-provider/{}", issuer.host());
+        return Ok((arn.clone(), format!("{arn} (kept from an earlier run) · url {}", issuer.url())));
     }
+    let resp = ok(resp, "CreateOpenIDConnectProvider")?;
+    let arn = resp.xml_value("OpenIDConnectProviderArn").context("no OpenIDConnectProviderArn in the answer")?;
+    let detail = format!("{arn} · url {} · client id {AUDIENCE}", issuer.url());
+    Ok((arn, detail))
+}
+
+async fn create_role(root: &ApiClient, issuer: &StandInIssuer, provider_arn: &str) -> anyhow::Result<(String, String)> {
+    let host = issuer.host();
+    let main = PUSH_TO_MAIN.subject();
+    let trust = policy_document(&format!(
+        r#"{{"Effect": "Allow", "Principal": {{"Federated": "{provider_arn}"}},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {{"StringEquals": {{"{host}:aud": "{AUDIENCE}"}},
+                          "StringLike": {{"{host}:sub": "{main}"}}}}}}"#
+    ));
+    let params = [
+        ("RoleName", ROLE),
+        ("AssumeRolePolicyDocument", trust.as_str()),
+        ("Description", "assumed by acme/shop's deploy workflow on main"),
+    ];
+    let resp = root.query("iam", "CreateRole", IAM, &params).await?;
+    // A demo data dir kept from an earlier run (`--data-dir`) has the role already: trust the new issuer.
+    let existed = resp.status == 409 && resp.xml_value("Code").as_deref() == Some("EntityAlreadyExists");
+    let resp = if existed {
+        let params = [("RoleName", ROLE), ("PolicyDocument", trust.as_str())];
+        ok(root.query("iam", "UpdateAssumeRolePolicy", IAM, &params).await?, "UpdateAssumeRolePolicy")?;
+        ok(root.query("iam", "GetRole", IAM, &[("RoleName", ROLE)]).await?, "GetRole")?
+    } else {
+        ok(resp, "CreateRole")?
+    };
     let arn = resp.xml_value("Arn").context("no Arn in the answer")?;
-    Ok(((), arn))
+    let detail = format!(
+        "{arn}{} · trusts that provider for sts:AssumeRoleWithWebIdentity if {host}:aud = {AUDIENCE} and {host}:sub like {main}",
+        if existed { " (kept from an earlier run; trust policy replaced)" } else { "" }
+    );
+    Ok((arn, detail))
+}
+
+async fn put_role_policy(root: &ApiClient, role_arn: &str) -> anyhow::Result<((), String)> {
+    // What the demo's deploy needs today; ecr: and ecs: actions join as those services land.
+    let policy =
+        policy_document(&format!(r#"{{"Effect": "Allow", "Action": "iam:GetRole", "Resource": "{role_arn}"}}"#));
+    let params = [("RoleName", ROLE), ("PolicyName", ROLE_POLICY), ("PolicyDocument", policy.as_str())];
+    ok(root.query("iam", "PutRolePolicy", IAM, &params).await?, "PutRolePolicy")?;
+    Ok(((), format!("inline policy {ROLE_POLICY}: Allow iam:GetRole on {role_arn}; everything else is denied")))
+}
+
+fn describe_token(issuer: &StandInIssuer, run: &WorkflowRun<'_>) -> String {
+    format!(
+        "ES256, signed by {} (kid {}) · sub {} · workflow {} · run {} · {} by {} at {} · expires in 5 min",
+        issuer.url(),
+        short(issuer.kid()),
+        run.subject(),
+        run.workflow,
+        run.run_id,
+        run.event_name,
+        run.actor,
+        &run.sha[..7]
+    )
+}
+
+async fn assume_role_with_web_identity(
+    client: &ApiClient,
+    issuer: &StandInIssuer,
+    role_arn: &str,
+    token: &str,
+) -> anyhow::Result<(SigningCredentials, String)> {
+    let resp = ok(unsigned_assume(client, role_arn, token).await?, "AssumeRoleWithWebIdentity")?;
+    let value = |tag: &str| resp.xml_value(tag).with_context(|| format!("no {tag} in the answer"));
+    let creds = SigningCredentials {
+        access_key_id: value("AccessKeyId")?,
+        secret_access_key: value("SecretAccessKey")?,
+        session_token: Some(value("SessionToken")?),
+    };
+    ensure!(creds.access_key_id.starts_with("ASIA"), "the session's key {} is not temporary", creds.access_key_id);
+    let fetched = issuer.take_requests();
+    let keys = if fetched.is_empty() {
+        "its keys were cached".to_string()
+    } else {
+        format!("fetched {}", fetched.join(" + "))
+    };
+    let detail = format!(
+        "verified ES256 token from {} ({keys}), trust policy matched sub {} · session {} until {}",
+        issuer.url(),
+        value("SubjectFromWebIdentityToken")?,
+        creds.access_key_id,
+        value("Expiration")?
+    );
+    Ok((creds, detail))
+}
+
+/// AssumeRoleWithWebIdentity as the aws CLI sends it: a form POST with no signature, since the token is the
+/// caller's only credential. `client` is used for its connection only.
+async fn unsigned_assume(client: &ApiClient, role_arn: &str, token: &str) -> anyhow::Result<ApiResponse> {
+    let params = [
+        ("Action", "AssumeRoleWithWebIdentity"),
+        ("Version", STS),
+        ("RoleArn", role_arn),
+        ("RoleSessionName", SESSION),
+        ("WebIdentityToken", token),
+    ];
+    let body: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{}={}", sigv4::uri_encode(k.as_bytes()), sigv4::uri_encode(v.as_bytes())))
+        .collect();
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(format!("http://{}/", client.host()))
+        .header(header::HOST, client.host())
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded; charset=utf-8")
+        .body(Full::new(Bytes::from(body.join("&"))))?;
+    Ok(client.send(req).await?)
+}
+
+fn policy_document(statement: &str) -> String {
+    format!(r#"{{"Version": "2012-10-17", "Statement": [{statement}]}}"#)
+}
+
+/// The answer if it is a success.
+fn ok(resp: ApiResponse, operation: &str) -> anyhow::Result<ApiResponse> {
+    if resp.status != 200 {
+        bail!("{operation} answered {}: {}", resp.status, resp.text());
+    }
+    Ok(resp)
+}
+
+/// The message of the refusal with `code` the answer must be.
+fn refused(resp: &ApiResponse, code: &str, operation: &str) -> anyhow::Result<String> {
+    if resp.status == 200 || resp.xml_value("Code").as_deref() != Some(code) {
+        bail!("{operation} should have been refused with {code}, but answered {}: {}", resp.status, resp.text());
+    }
+    resp.xml_value("Message").context("no Message in the refusal")
+}
+
+/// The first characters of a long identifier.
+fn short(id: &str) -> String {
+    format!("{}…", id.get(..10).unwrap_or(id))
 }

@@ -1,5 +1,6 @@
 //! The `berth` binary as a process: SIGKILL in the middle of acknowledged writes loses none of
-//! them; SIGTERM exits cleanly; a second server on the same data dir is refused; `berth env`.
+//! them; SIGTERM exits cleanly; a second server on the same data dir is refused; `berth env`;
+//! `berth demo`.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -218,4 +219,64 @@ async fn sigterm_right_after_the_first_answer_always_exits_cleanly() {
         };
         assert!(status.success(), "exit status after SIGTERM: {status:?}");
     }
+}
+
+/// Runs `berth demo` as a user would; its stdout on success.
+fn run_demo(extra: &[&std::ffi::OsStr]) -> String {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("demo")
+        .args(extra)
+        .env_remove("RUST_LOG")
+        .env_remove("BERTH_ROOT_ACCESS_KEY_ID")
+        .env_remove("BERTH_ROOT_SECRET_ACCESS_KEY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "berth demo exited with {:?}\n{stdout}\n{stderr}", out.status);
+    // The demo takes well under 2 s; the bound leaves room for a loaded machine.
+    assert!(started.elapsed() < Duration::from_secs(20), "berth demo took {:?}", started.elapsed());
+    assert!(!stdout.contains('✗'), "a step failed:\n{stdout}");
+    stdout
+}
+
+#[test]
+fn demo_assumes_the_deploy_role_with_an_oidc_token_and_refuses_another_branch() {
+    let out = run_demo(&[]);
+    assert!(
+        out.contains(
+            "stand-in for GitHub's token service (token.actions.githubusercontent.com cannot be reached from here)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("trust policy matched sub repo:acme/shop:ref:refs/heads/main"),
+        "AssumeRoleWithWebIdentity did not verify the main branch's token:\n{out}"
+    );
+    // The session's identity, from GetCallerIdentity signed with the ASIA… key.
+    let identity = out.lines().skip_while(|l| !l.contains("✓ who am I now")).nth(1).unwrap_or_default();
+    assert!(identity.contains("arn:aws:sts::000000000000:assumed-role/deploy/GitHubActions"), "{out}");
+    assert!(
+        out.contains(
+            "AccessDenied: User: arn:aws:sts::000000000000:assumed-role/deploy/GitHubActions is not authorized to perform: iam:PutRolePolicy on resource: arn:aws:iam::000000000000:role/deploy"
+        ),
+        "{out}"
+    );
+    let refusal = out.lines().skip_while(|l| !l.contains("✓ a token for refs/heads/feature is refused")).nth(1);
+    assert!(
+        refusal.is_some_and(|l| l.contains("AccessDenied: Not authorized to perform sts:AssumeRoleWithWebIdentity")),
+        "the feature branch's token was not refused:\n{out}"
+    );
+    assert!(out.contains("✓ stop the issuer and berth gracefully"), "{out}");
+}
+
+#[test]
+fn demo_runs_again_on_the_data_dir_it_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [std::ffi::OsStr::new("--data-dir"), dir.path().as_os_str()];
+    run_demo(&args);
+    let again = run_demo(&args);
+    assert!(again.contains("role/deploy (kept from an earlier run; trust policy replaced)"), "{again}");
+    assert!(again.contains("arn:aws:sts::000000000000:assumed-role/deploy/GitHubActions"), "{again}");
 }
