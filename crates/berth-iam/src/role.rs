@@ -66,7 +66,8 @@ impl Role {
 }
 
 pub(crate) fn get_role(c: &rusqlite::Connection, name: &str) -> Result<Role, IamError> {
-    c.query_row(&format!("SELECT {ROLE_COLUMNS} FROM iam_roles WHERE role_name = ?1"), [name], Role::from_row)
+    c.prepare_cached(&format!("SELECT {ROLE_COLUMNS} FROM iam_roles WHERE role_name = ?1"))?
+        .query_row([name], Role::from_row)
         .optional()?
         .ok_or_else(|| no_such_role(name))
 }

@@ -123,31 +123,31 @@ impl IamState {
 
     /// The condition keys AWS sets for every request of this principal.
     pub fn request_keys(&self, principal: &Principal, request: &AuthzRequest<'_>) -> ConditionKeys {
-        let mut keys = ConditionKeys::new();
-        keys.set("aws:PrincipalAccount", principal.account_id.clone())
-            .set("aws:userid", principal.user_id.clone())
-            .set("aws:CurrentTime", request.now.iso8601())
-            .set("aws:EpochTime", request.now.0.to_string())
-            .set("aws:RequestedRegion", request.region.to_string())
-            .set("aws:SecureTransport", "false");
+        let mut keys = ConditionKeys::with_capacity(12);
+        keys.set_static("aws:principalaccount", principal.account_id.as_str())
+            .set_static("aws:userid", principal.user_id.as_str())
+            .set_static("aws:currenttime", request.now.iso8601())
+            .set_static("aws:epochtime", request.now.0.to_string())
+            .set_static("aws:requestedregion", request.region)
+            .set_static("aws:securetransport", "false");
         if let Some(ip) = request.source_ip {
-            keys.set("aws:SourceIp", ip.to_string());
+            keys.set_static("aws:sourceip", ip.to_string());
         }
         match &principal.kind {
             PrincipalKind::User { name } => {
-                keys.set("aws:username", name.clone())
-                    .set("aws:PrincipalArn", principal.arn.clone())
-                    .set("aws:PrincipalType", "User");
+                keys.set_static("aws:username", name.as_str())
+                    .set_static("aws:principalarn", principal.arn.as_str())
+                    .set_static("aws:principaltype", "User");
             }
             PrincipalKind::AssumedRole { role_name, .. } => {
                 let role_arn = self.snapshot().role(role_name).map(|r| r.arn.clone()).unwrap_or_default();
-                keys.set("aws:PrincipalArn", role_arn).set("aws:PrincipalType", "AssumedRole");
+                keys.set_static("aws:principalarn", role_arn).set_static("aws:principaltype", "AssumedRole");
             }
             PrincipalKind::Root => {
-                keys.set("aws:PrincipalArn", principal.arn.clone()).set("aws:PrincipalType", "Account");
+                keys.set_static("aws:principalarn", principal.arn.as_str()).set_static("aws:principaltype", "Account");
             }
             PrincipalKind::Anonymous => {
-                keys.set("aws:PrincipalType", "Anonymous");
+                keys.set_static("aws:principaltype", "Anonymous");
             }
         }
         keys

@@ -52,7 +52,9 @@ impl User {
 
 /// Reads one user in a transaction or on a connection: `NoSuchEntity` when absent.
 pub(crate) fn get_user(c: &rusqlite::Connection, name: &str) -> Result<User, IamError> {
-    c.query_row(&format!("SELECT {USER_COLUMNS} FROM iam_users WHERE user_name = ?1"), [name], User::from_row)
+    // Cached: GetUser is on the path of every IAM call that names a user.
+    c.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM iam_users WHERE user_name = ?1"))?
+        .query_row([name], User::from_row)
         .optional()?
         .ok_or_else(|| no_such_user(name))
 }

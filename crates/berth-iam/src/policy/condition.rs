@@ -27,7 +27,7 @@ use super::MalformedPolicy;
 /// A key set to an empty list is treated as absent.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConditionKeys {
-    keys: HashMap<String, Vec<String>>,
+    keys: HashMap<std::borrow::Cow<'static, str>, Vec<String>>,
 }
 
 impl ConditionKeys {
@@ -35,9 +35,22 @@ impl ConditionKeys {
         ConditionKeys::default()
     }
 
+    /// Room for `n` keys without growing (the keys of every request are built on its hot path).
+    pub fn with_capacity(n: usize) -> ConditionKeys {
+        ConditionKeys { keys: HashMap::with_capacity(n) }
+    }
+
     /// Sets a single-valued key, replacing what it held.
     pub fn set(&mut self, key: &str, value: impl Into<String>) -> &mut ConditionKeys {
-        self.keys.insert(key.to_lowercase(), vec![value.into()]);
+        self.keys.insert(std::borrow::Cow::Owned(key.to_lowercase()), vec![value.into()]);
+        self
+    }
+
+    /// [`ConditionKeys::set`] for a key name that is already lower case and static
+    /// (`aws:sourceip`): no allocation for the name.
+    pub fn set_static(&mut self, key_lowercase: &'static str, value: impl Into<String>) -> &mut ConditionKeys {
+        debug_assert_eq!(key_lowercase, key_lowercase.to_lowercase());
+        self.keys.insert(std::borrow::Cow::Borrowed(key_lowercase), vec![value.into()]);
         self
     }
 
@@ -47,7 +60,7 @@ impl ConditionKeys {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.keys.insert(key.to_lowercase(), values.into_iter().map(Into::into).collect());
+        self.keys.insert(std::borrow::Cow::Owned(key.to_lowercase()), values.into_iter().map(Into::into).collect());
         self
     }
 
@@ -68,7 +81,7 @@ impl ConditionKeys {
     }
 
     pub fn remove(&mut self, key: &str) -> &mut ConditionKeys {
-        self.keys.remove(&key.to_lowercase());
+        self.keys.remove(key.to_lowercase().as_str());
         self
     }
 
