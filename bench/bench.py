@@ -5,7 +5,9 @@ Measures, in one run and side by side, berth, moto's server and nginx (`return 2
   1. startup: time from just before spawn to the first HTTP 200 answer to a signed GetCallerIdentity
      (berth with an existing data dir), N starts, median and p90;
   2. idle RSS: VmRSS of the server's process tree after start + one request + 2 s idle;
-  3. throughput and latency: wrk replaying one pre-signed GetCallerIdentity request.
+  3. throughput and latency: wrk replaying one pre-signed GetCallerIdentity request;
+  4. authorization cost (issue 3): wrk replaying one pre-signed IAM GetUser, signed by root and by a
+     user whose 20-statement inline policy allows it, against the same berth process.
 
 Everything listens on and talks to 127.0.0.1 only; every wait and loop is bounded. The servers run
 pinned to one core and the clients (the startup poller, wrk) to the other, when there are two.
@@ -42,6 +44,19 @@ TARGET_STARTUP_MS = 50.0
 TARGET_RSS_MIB = 15.0
 TARGET_VS_NGINX = 0.5
 TARGET_VS_MOTO = 100.0
+# Target from issue 3, section "Benchmark": signed-request throughput of a caller with a
+# 20-statement policy at least this much of root's, in the same run.
+TARGET_AUTHZ_VS_ROOT = 0.9
+
+# The authorization measurement: IAM GetUser (authorized by the caller's identity policy, unlike
+# GetCallerIdentity, which AWS answers for any valid credential), the same request for both callers.
+ACCOUNT_ID = "000000000000"  # berth's default account
+AUTHZ_TARGET_USER = "bench-target"
+AUTHZ_CALLER_USER = "bench-caller"
+AUTHZ_OTHER_USER = "other"
+AUTHZ_CONTROL_USER = "bench-caller-eu"
+AUTHZ_POLICY_NAME = "deploy"
+AUTHZ_BODY = f"Action=GetUser&Version=2010-05-08&UserName={AUTHZ_TARGET_USER}"
 
 # Bounds on every wait.
 READY_TIMEOUT_S = {"berth": 15.0, "moto": 60.0, "nginx": 15.0}
@@ -70,23 +85,24 @@ def log(msg):
 # The signed request
 
 
-def signed_request(port):
-    """One SigV4-signed GetCallerIdentity for 127.0.0.1:port, as (headers, raw HTTP/1.1 bytes).
+def signed_request(port, body=BODY, service="sts", key_id=ACCESS_KEY_ID, secret=SECRET_ACCESS_KEY, region=REGION):
+    """One SigV4-signed awsQuery request (by default GetCallerIdentity with the root key) for
+    127.0.0.1:port, as (headers, raw HTTP/1.1 bytes).
 
     botocore signs content-type, host and x-amz-date; the signature stays valid for 15 minutes, so
     the same bytes are replayed for the whole run (the script signs again for each server's port)."""
-    creds = botocore.credentials.Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY)
+    creds = botocore.credentials.Credentials(key_id, secret)
     req = botocore.awsrequest.AWSRequest(
-        method="POST", url=f"http://127.0.0.1:{port}/", data=BODY, headers={"Content-Type": CONTENT_TYPE}
+        method="POST", url=f"http://127.0.0.1:{port}/", data=body, headers={"Content-Type": CONTENT_TYPE}
     )
-    botocore.auth.SigV4Auth(creds, "sts", REGION).add_auth(req)
+    botocore.auth.SigV4Auth(creds, service, region).add_auth(req)
     headers = {"Host": f"127.0.0.1:{port}"}
     for name in ("Content-Type", "X-Amz-Date", "Authorization"):
         headers[name] = req.headers[name]
     raw = "POST / HTTP/1.1\r\n"
     for name, value in headers.items():
         raw += f"{name}: {value}\r\n"
-    raw += f"Content-Length: {len(BODY)}\r\n\r\n{BODY}"
+    raw += f"Content-Length: {len(body)}\r\n\r\n{body}"
     return headers, raw.encode()
 
 
@@ -505,7 +521,7 @@ def spawn_baseline(n, cores):
     return statistics.median(times)
 
 
-WRK_LUA = r"""-- Written by bench/bench.py: replays one pre-signed GetCallerIdentity and counts non-200 answers.
+WRK_LUA = r"""-- Written by bench/bench.py: replays one pre-signed request and counts non-200 answers.
 wrk.method = "POST"
 wrk.body = %(body)s
 %(headers)s
@@ -562,13 +578,16 @@ def lua_str(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def write_lua(path, headers, body):
+    lines = "\n".join(f"wrk.headers[{lua_str(k)}] = {lua_str(v)}" for k, v in headers.items())
+    with open(path, "w") as f:
+        f.write(WRK_LUA % {"body": lua_str(body), "headers": lines})
+    return path
+
+
 def write_wrk_script(server, out):
     headers, _ = signed_request(server.port)
-    lines = "\n".join(f"wrk.headers[{lua_str(k)}] = {lua_str(v)}" for k, v in headers.items())
-    path = os.path.join(out, f"{server.name}.lua")
-    with open(path, "w") as f:
-        f.write(WRK_LUA % {"body": lua_str(BODY), "headers": lines})
-    return path
+    return write_lua(os.path.join(out, f"{server.name}.lua"), headers, BODY)
 
 
 def run_wrk(args, server, pid, script, conns, duration, cores, out, tag):
@@ -657,7 +676,8 @@ def measure_wrk(args, server, pid, script, conns, duration, cores, out, tag):
 
 
 def measure_load(args, servers, cores, out, durations):
-    """Idle RSS of each server, then interleaved rounds of wrk runs.
+    """Idle RSS of each server, then interleaved rounds of wrk runs, then (against the same berth
+    process) the authorization measurement. Returns (running, authz).
 
     All three servers run at once (pinned to the same core; the idle ones cost nothing), and each
     round measures each of them in turn, rotating the order. The host's load drifts over minutes
@@ -684,30 +704,33 @@ def measure_load(args, servers, cores, out, durations):
                     running[name]["rounds"][str(conns)].append(r)
         for name in names:
             running[name]["rss_after_load_kib"] = sum(r[2] for r in tree_rss_kib(procs[name].pid))
+        log("\n==> Authorization cost: GetUser signed by root and by a user with a 20-statement policy")
+        authz = measure_authz(args, servers["berth"], procs["berth"].pid, cores, out, durations)
     finally:
         for name, p in procs.items():
             running[name]["exit_code"] = stop(p)
-    # Per server and concurrency: the round with the median req/s stands for it (its latencies are
-    # shown); totals of failures over all rounds.
+    # Per server and concurrency: the round with the median req/s stands for it.
     for name in names:
-        running[name]["wrk"] = {}
-        for conns, rounds in running[name]["rounds"].items():
-            ordered = sorted(rounds, key=lambda r: r["rps"])
-            rep = dict(ordered[(len(ordered) - 1) // 2])
-            rep["rps_median"] = statistics.median(r["rps"] for r in rounds)
-            rep["rps_min"], rep["rps_max"] = ordered[0]["rps"], ordered[-1]["rps"]
-            rep["non200_total"] = sum(r["non200"] for r in rounds)
-            rep["socket_errors_total"] = sum(
-                r["errors"]["connect"] + r["errors"]["read"] + r["errors"]["write"] + r["errors"]["timeout"]
-                for r in rounds
-            )
-            rep["attempts_total"] = sum(r["attempts"] for r in rounds)
-            rep["noise_max"] = max(noise(r) for r in rounds)
-            rep["first_bad"] = next(
-                ((r["first_non200_status"], r["first_non200_body"]) for r in rounds if r["non200"]), None
-            )
-            running[name]["wrk"][conns] = rep
-    return running
+        running[name]["wrk"] = {conns: summarize_rounds(rounds) for conns, rounds in running[name]["rounds"].items()}
+    return running, authz
+
+
+def summarize_rounds(rounds):
+    """The wrk rounds of one server (or caller) at one concurrency: the round with the median req/s
+    stands for them (its latencies are shown), with the median and range of req/s and the totals of
+    failures over all rounds."""
+    ordered = sorted(rounds, key=lambda r: r["rps"])
+    rep = dict(ordered[(len(ordered) - 1) // 2])
+    rep["rps_median"] = statistics.median(r["rps"] for r in rounds)
+    rep["rps_min"], rep["rps_max"] = ordered[0]["rps"], ordered[-1]["rps"]
+    rep["non200_total"] = sum(r["non200"] for r in rounds)
+    rep["socket_errors_total"] = sum(
+        r["errors"]["connect"] + r["errors"]["read"] + r["errors"]["write"] + r["errors"]["timeout"] for r in rounds
+    )
+    rep["attempts_total"] = sum(r["attempts"] for r in rounds)
+    rep["noise_max"] = max(noise(r) for r in rounds)
+    rep["first_bad"] = next(((r["first_non200_status"], r["first_non200_body"]) for r in rounds if r["non200"]), None)
+    return rep
 
 
 def paired_ratios(running, conns, peer):
@@ -715,6 +738,199 @@ def paired_ratios(running, conns, peer):
     b = {r["round"]: r["rps"] for r in running["berth"]["rounds"][str(conns)]}
     p = {r["round"]: r["rps"] for r in running[peer]["rounds"][str(conns)]}
     return [b[k] / p[k] for k in sorted(b) if k in p and p[k] > 0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Authorization cost (issue 3, section "Benchmark"): the same IAM GetUser, signed by root (never
+# evaluated against a policy) and by a user whose 20-statement inline policy allows it in its last
+# statement, replayed by wrk in interleaved rounds against the same berth process.
+
+
+def deploy_policy():
+    """A least-privilege deploy policy of 20 statements, within IAM's 2,048-character quota on a
+    user's inline policies. Statements 1-19 do not apply to `iam:GetUser` on user/bench-target (the
+    9th matches its action but not its resource, the 19th its action and resource but not its
+    condition); the 20th allows it, under a condition. A policy is evaluated statement by statement
+    to the end (an explicit Deny anywhere would win), so every request walks all 20."""
+
+    def st(action, resource, condition=None, effect="Allow"):
+        s = {"Effect": effect, "Action": action, "Resource": resource}
+        if condition:
+            s["Condition"] = condition
+        return s
+
+    region = lambda r: {"StringEquals": {"aws:RequestedRegion": r}}
+    statements = [
+        st("ecr:GetAuthorizationToken", "*"),
+        st("ecr:PutImage", "arn:aws:ecr:*:*:repository/web"),
+        st("ecr:BatchGetImage", "arn:aws:ecr:*:*:repository/*", region("eu-west-1")),
+        st("ecs:*TaskDefinition", "*", region("us-east-1")),
+        st("ecs:UpdateService", "arn:aws:ecs:*:*:service/prod/*"),
+        st("ecs:RunTask", "arn:aws:ecs:*:*:task-definition/*"),
+        st("ecs:DescribeTasks", "*"),
+        st("iam:PassRole", "arn:aws:iam::*:role/ecs-*"),
+        st("iam:Get*", "arn:aws:iam::*:role/deploy-*"),
+        st("logs:PutLogEvents", "arn:aws:logs:*:*:log-group:/ecs/*"),
+        st("s3:PutObject", "arn:aws:s3:::artifacts/*"),
+        st("s3:ListBucket", "arn:aws:s3:::artifacts", {"StringLike": {"s3:prefix": "releases/*"}}),
+        st("ssm:GetParameter*", "arn:aws:ssm:*:*:parameter/prod/*"),
+        st("secretsmanager:Get*", "arn:aws:secretsmanager:*:*:secret:prod/*"),
+        st("kms:Decrypt", "*", {"StringLike": {"kms:ViaService": "ssm.*"}}),
+        st("elasticloadbalancing:Modify*", "*"),
+        st("cloudwatch:PutMetricData", "*"),
+        st(["ecr:Delete*", "ecs:Delete*"], "*", effect="Deny"),
+        st("iam:GetUser", "arn:aws:iam::*:user/bench-*", {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}),
+        st("iam:GetUser", f"arn:aws:iam::{ACCOUNT_ID}:user/bench-*", region(REGION)),
+    ]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+class Caller:
+    """One signer of the replayed GetUser: a name for the logs, the berth port, a key pair."""
+
+    def __init__(self, name, label, port, key_id, secret):
+        self.name, self.label, self.port, self.key_id, self.secret = name, label, port, key_id, secret
+
+    def request(self, body=AUTHZ_BODY, region=REGION):
+        return signed_request(self.port, body, "iam", self.key_id, self.secret, region)
+
+
+def authz_setup(port, out):
+    """Through berth's API with the root key (boto3): the target user, the caller with an access key
+    and the 20-statement inline policy, and a control user (see authz_checks). Returns (caller key
+    id, secret, control user's (key id, secret), policy document, facts)."""
+    import boto3
+    import botocore.config
+
+    iam = boto3.client(
+        "iam",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
+        config=botocore.config.Config(retries={"max_attempts": 1}),
+    )
+    policy = deploy_policy()
+    doc = json.dumps(policy, indent=2)
+    with open(os.path.join(out, "authz-policy.json"), "w") as f:
+        f.write(doc + "\n")
+    iam.create_user(UserName=AUTHZ_TARGET_USER)
+    iam.create_user(UserName=AUTHZ_CALLER_USER)
+    key = iam.create_access_key(UserName=AUTHZ_CALLER_USER)["AccessKey"]
+    iam.put_user_policy(UserName=AUTHZ_CALLER_USER, PolicyName=AUTHZ_POLICY_NAME, PolicyDocument=doc)
+    # The control user (for one check, not measured): the same policy, but the last statement's
+    # condition asks for another region, so nothing allows the measured request.
+    control_policy = deploy_policy()
+    control_policy["Statement"][-1]["Condition"] = {"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}
+    iam.create_user(UserName=AUTHZ_CONTROL_USER)
+    control_key = iam.create_access_key(UserName=AUTHZ_CONTROL_USER)["AccessKey"]
+    iam.put_user_policy(UserName=AUTHZ_CONTROL_USER, PolicyName=AUTHZ_POLICY_NAME,
+                        PolicyDocument=json.dumps(control_policy, indent=2))
+    # Read back: berth stored the whole document, and it is the caller's only policy.
+    stored = iam.get_user_policy(UserName=AUTHZ_CALLER_USER, PolicyName=AUTHZ_POLICY_NAME)["PolicyDocument"]
+    if isinstance(stored, str):
+        stored = json.loads(stored)
+    if stored != policy:
+        raise RuntimeError("GetUserPolicy did not return the policy that PutUserPolicy stored")
+    inline = iam.list_user_policies(UserName=AUTHZ_CALLER_USER)["PolicyNames"]
+    attached = iam.list_attached_user_policies(UserName=AUTHZ_CALLER_USER)["AttachedPolicies"]
+    if inline != [AUTHZ_POLICY_NAME] or attached:
+        raise RuntimeError(f"{AUTHZ_CALLER_USER} has other policies: inline {inline}, attached {attached}")
+    facts = {
+        "statements": len(policy["Statement"]),
+        "size_chars": sum(1 for c in doc if not c.isspace()),
+        "conditions": sum(1 for s in policy["Statement"] if "Condition" in s),
+        "caller_access_key_id": key["AccessKeyId"],
+    }
+    control = (control_key["AccessKeyId"], control_key["SecretAccessKey"])
+    return key["AccessKeyId"], key["SecretAccessKey"], control, policy, facts
+
+
+def authz_checks(root, caller, control):
+    """Before measuring: both callers get 200 with the target user's name for the replayed request,
+    and requests the policy does not allow are denied, so the caller's policy is evaluated (not
+    bypassed). Returns the checks as dicts; raises if one fails."""
+    want_user = f"<UserName>{AUTHZ_TARGET_USER}</UserName>"
+    checks = []
+
+    def check(what, signer, body, region, expect_status, expect_text):
+        _, raw = signer.request(body, region)
+        status, text = exchange(signer.port, raw)
+        ok = status == expect_status and expect_text in text
+        checks.append({"what": what, "expect_status": expect_status, "expect_text": expect_text, "status": status,
+                       "ok": ok, "body": text[:300]})
+        log(f"    check: {what}: HTTP {status}" + ("" if ok else f" (expected {expect_status} {expect_text}): {text[:300]}"))
+        if not ok:
+            raise RuntimeError(f"authorization check failed: {what}: HTTP {status}: {text[:400]}")
+
+    other = f"Action=GetUser&Version=2010-05-08&UserName={AUTHZ_OTHER_USER}"
+    check("root, GetUser bench-target (the measured request)", root, AUTHZ_BODY, REGION, 200, want_user)
+    check("bench-caller, GetUser bench-target (the measured request)", caller, AUTHZ_BODY, REGION, 200, want_user)
+    check(f"bench-caller, GetUser {AUTHZ_OTHER_USER} (no statement's resource matches)", caller, other, REGION,
+          403, "<Code>AccessDenied</Code>")
+    check("bench-caller, ListUsers (no statement's action matches)", caller, "Action=ListUsers&Version=2010-05-08",
+          REGION, 403, "<Code>AccessDenied</Code>")
+    # The last statement's condition: a second user whose policy differs only there (it asks for
+    # eu-west-1; berth, like AWS for IAM, sets aws:RequestedRegion to us-east-1) is denied.
+    check(f"{AUTHZ_CONTROL_USER} (the same policy, but eu-west-1 in the last statement's condition), GetUser "
+          "bench-target", control, AUTHZ_BODY, REGION, 403, "<Code>AccessDenied</Code>")
+    return checks
+
+
+def measure_authz(args, berth, pid, cores, out, durations):
+    """Issue 3's measurement against the running berth process (pid): setup, checks, then wrk
+    rounds of root-signed and caller-signed GetUser, interleaved (order alternating per round)."""
+    res = {"error": None, "rounds": {"root": {}, "caller": {}}}
+    try:
+        key_id, secret, control, policy, facts = authz_setup(berth.port, out)
+        res["policy"], res["facts"] = policy, facts
+        log(f"    {AUTHZ_CALLER_USER}: access key {key_id}, inline policy of {facts['statements']} statements "
+            f"({facts['size_chars']} characters without whitespace)")
+        callers = {
+            "root": Caller("berth-getuser-root", "root", berth.port, ACCESS_KEY_ID, SECRET_ACCESS_KEY),
+            "caller": Caller("berth-getuser-caller", AUTHZ_CALLER_USER, berth.port, key_id, secret),
+        }
+        res["checks"] = authz_checks(
+            callers["root"], callers["caller"], Caller("berth-getuser-control", AUTHZ_CONTROL_USER, berth.port, *control)
+        )
+
+        def scripts():  # signed anew for each concurrency: a signature is valid for 15 minutes
+            return {
+                who: write_lua(os.path.join(out, f"{c.name}.lua"), c.request()[0], AUTHZ_BODY)
+                for who, c in callers.items()
+            }
+
+        script = scripts()
+        for who, c in callers.items():
+            run_wrk(args, c, pid, script[who], 16, durations["warmup"], cores, out, "warmup")
+        for conns in args.connections:
+            script = scripts()
+            for who in callers:
+                res["rounds"][who][str(conns)] = []
+            for rnd in range(args.rounds):
+                order = ["root", "caller"] if rnd % 2 == 0 else ["caller", "root"]
+                for who in order:
+                    r = measure_wrk(args, callers[who], pid, script[who], conns, durations["measure"], cores, out,
+                                    f"round{rnd + 1}")
+                    r["round"] = rnd + 1
+                    res["rounds"][who][str(conns)].append(r)
+        res["wrk"] = {
+            who: {conns: summarize_rounds(rounds) for conns, rounds in res["rounds"][who].items()} for who in callers
+        }
+    except Exception as e:  # reported in RESULTS.md (and as FAIL); the other measurements stand
+        res["error"] = f"{type(e).__name__}: {e}"
+        log(f"    error in the authorization measurement: {res['error']}")
+    return res
+
+
+def authz_ratios(authz, conns):
+    """caller's req/s over root's, round by round; and over all rounds (total requests / total time)."""
+    c = {r["round"]: r for r in authz["rounds"]["caller"][str(conns)]}
+    r = {x["round"]: x for x in authz["rounds"]["root"][str(conns)]}
+    per = [c[k]["rps"] / r[k]["rps"] for k in sorted(c) if k in r and r[k]["rps"] > 0]
+    tot = lambda rows: sum(x["requests"] for x in rows) / sum(x["duration_us"] / 1e6 for x in rows)
+    overall = tot(c.values()) / tot(r.values())
+    return per, overall
 
 
 # ---------------------------------------------------------------------------------------------
@@ -755,6 +971,7 @@ def machine_info(args):
         "wrk": sh([args.wrk, "-v"]).splitlines()[0] if sh([args.wrk, "-v"]) else "unknown",
         "moto": version("moto"),
         "botocore": botocore.__version__,
+        "boto3": version("boto3"),
         "python": platform.python_version(),
     }
 
@@ -776,7 +993,7 @@ def stop_summary(stops):
     if stops["clean"]:
         parts.append(f"{stops['clean']}× exit 0")
     if stops["default"]:
-        parts.append(f"{stops['default']}× killed by SIGTERM (no handler yet)")
+        parts.append(f"{stops['default']}× killed by SIGTERM's default action (no handler in place)")
     if stops["ignored"]:
         parts.append(f"**{stops['ignored']}× ignored it** (SIGKILL after {STARTUP_STOP_TIMEOUT_S:.0f} s)")
     if stops["other"]:
@@ -784,7 +1001,106 @@ def stop_summary(stops):
     return ", ".join(parts)
 
 
-def render(info, cores, startup, running, spawn_ms, args, durations):
+def render_authz(authz, args, durations):
+    """Section 4 of RESULTS.md: the authorization measurement (issue 3)."""
+    L = ["## 4. Authorization cost: one GetUser, signed by root and by a user with a 20-statement policy", ""]
+    facts = authz.get("facts")
+    L.append(
+        f"The same berth process, after section 3's runs. Both wrk scripts replay IAM `GetUser` with "
+        f"`UserName={AUTHZ_TARGET_USER}` (awsQuery, `POST /`, `{AUTHZ_BODY}`, SigV4 service `iam`, region "
+        f"`{REGION}`): an operation authorized by the caller's identity policy (GetCallerIdentity never is) and "
+        "the same for both callers, with the same answer. **root** (berth's root key) is allowed without a policy; "
+        f"**{AUTHZ_CALLER_USER}** signs with its own access key and carries one inline policy (`PutUserPolicy`, "
+        f"`{AUTHZ_POLICY_NAME}`) shaped like a least-privilege deploy policy"
+        + (f": {facts['statements']} statements ({facts['conditions']} with a Condition, one Deny), "
+           f"{facts['size_chars']} characters of IAM's 2,048-character quota on a user's inline policies" if facts else "")
+        + ". The first 19 do not apply to the request (the 9th, `iam:Get*` on `role/deploy-*`, matches its action; "
+        "the 19th its action and resource but not its `IpAddress` condition); the 20th allows `iam:GetUser` on "
+        f"`arn:aws:iam::{ACCOUNT_ID}:user/bench-*` under `StringEquals aws:RequestedRegion {REGION}`. Evaluation "
+        "always walks every statement (an explicit Deny anywhere would win). Users, key and policy are created through "
+        "berth's API with the root key (boto3), and the policy is read back. "
+        f"{args.rounds} interleaved rounds per concurrency (root first in odd rounds, {AUTHZ_CALLER_USER} first in "
+        f"even ones), `wrk -t1 -cN -d{durations['measure']}s --latency`, after a {durations['warmup']} s warm-up of "
+        "each at -c16; the requests are signed anew for each concurrency. Columns as in section 3; 'CPU/req' is the "
+        "server's CPU time per answered request in the median round."
+    )
+    L.append("")
+    if authz.get("checks"):
+        L.append("Checks before measuring (each a fresh signed request):")
+        L.append("")
+        for c in authz["checks"]:
+            L.append(f"- {c['what']}: HTTP {c['status']}, expected {c['expect_status']} with `{c['expect_text']}` — "
+                     + ("ok" if c["ok"] else f"**failed**: `{c['body'][:200]}`"))
+        L.append("")
+    if authz.get("error"):
+        L.append(f"**Not measured: the measurement stopped with an error:** `{authz['error'][:500]}`. See `bench/out/` "
+                 "for the logs.")
+        L.append("")
+        return L
+    labels = {"root": "root", "caller": AUTHZ_CALLER_USER}
+    L.append("| caller | conns | req/s (median) | range | p50 | p75 | p90 | p99 | max | non-200 | socket errors "
+             "| CPU server / wrk / rest / steal | CPU/req | runs |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    ms = lambda us: f"{us / 1000:.2f} ms"
+    for conns in args.connections:
+        for who in ("root", "caller"):
+            w = authz["wrk"][who][str(conns)]
+            lat = w["latency_us"]
+            L.append(
+                f"| {labels[who]} | {conns} | {w['rps_median']:,.0f} | {w['rps_min']:,.0f}–{w['rps_max']:,.0f} "
+                f"| {ms(lat['p50'])} | {ms(lat['p75'])} | {ms(lat['p90'])} | {ms(lat['p99'])} | {ms(lat['max'])} "
+                f"| {w['non200_total']} | {w['socket_errors_total']} "
+                f"| {w['server_cpu_pct']:.0f}% / {w['wrk_cpu_pct']:.0f}% / {w['other_cpu_pct']:.0f}% / {w['steal_pct']:.0f}% "
+                f"| {1e6 * w['server_cpu_pct'] / 100 / w['rps']:.1f} µs | {w['attempts_total']} |"
+            )
+    L.append("")
+    for conns in args.connections:
+        for who in ("root", "caller"):
+            w = authz["wrk"][who][str(conns)]
+            if w["first_bad"]:
+                L.append(f"- {labels[who]} -c{conns}: {w['non200_total']} non-200 answers; first: HTTP "
+                         f"{w['first_bad'][0]} `{w['first_bad'][1][:200]}`")
+    L.append("")
+    L.append(f"Round by round ({AUTHZ_CALLER_USER}'s req/s over root's; 'overall' is the ratio of all requests answered "
+             "over all rounds, each side's total over its total time):")
+    L.append("")
+    L.append(f"| conns | round | order | root req/s | {AUTHZ_CALLER_USER} req/s | ratio |")
+    L.append("|---:|---:|---|---:|---:|---:|")
+    for conns in args.connections:
+        root = {r["round"]: r for r in authz["rounds"]["root"][str(conns)]}
+        caller = {r["round"]: r for r in authz["rounds"]["caller"][str(conns)]}
+        for k in sorted(root):
+            order = f"root, {AUTHZ_CALLER_USER}" if k % 2 == 1 else f"{AUTHZ_CALLER_USER}, root"
+            L.append(f"| {conns} | {k} | {order} | {root[k]['rps']:,.0f} | {caller[k]['rps']:,.0f} "
+                     f"| {caller[k]['rps'] / root[k]['rps']:.3f} |")
+        per, overall = authz_ratios(authz, conns)
+        L.append(f"| {conns} | overall | | | | {overall:.3f} |")
+    L.append("")
+    L.append("<details><summary>The policy of " + AUTHZ_CALLER_USER + "</summary>")
+    L.append("")
+    L.append("```json")
+    L.append('{"Version": "2012-10-17", "Statement": [')
+    st = authz["policy"]["Statement"]
+    for i, s in enumerate(st):
+        L.append("  " + json.dumps(s) + ("," if i < len(st) - 1 else ""))
+    L.append("]}")
+    L.append("```")
+    L.append("")
+    L.append("</details>")
+    L.append("")
+    return L
+
+
+def authz_failures(authz, conns):
+    """Failed requests of both callers at one concurrency, over all rounds."""
+    return sum(
+        r["non200"] + r["errors"]["connect"] + r["errors"]["read"] + r["errors"]["write"] + r["errors"]["timeout"]
+        + r["errors"]["status"]
+        for who in ("root", "caller") for r in authz["rounds"][who][str(conns)]
+    )
+
+
+def render(info, cores, startup, running, authz, spawn_ms, args, durations):
     mib = lambda kib: f"{kib / 1024:.1f} MiB"
     names = ["berth", "moto", "nginx"]
     notes = {
@@ -820,7 +1136,8 @@ def render(info, cores, startup, running, spawn_ms, args, durations):
     L.append(f"- nginx: `{info['nginx']}` (Debian package)")
     L.append(f"- wrk: `{info['wrk']}` (Debian package)")
     L.append(f"- moto: {info['moto']} (`moto[server]`, pinned in `bench/requirements.txt`), Python {info['python']}")
-    L.append(f"- signer: botocore {info['botocore']} `SigV4Auth`, service `sts`, region `{REGION}`")
+    L.append(f"- signer: botocore {info['botocore']} `SigV4Auth`, service `sts` (sections 1–3) and `iam` (section 4), "
+             f"region `{REGION}`; boto3 {info['boto3']} for section 4's setup")
     if cores["server"] is not None:
         L.append(
             f"- pinning: each server (and its children) on CPU {cores['server']}, the clients (startup poller, wrk) "
@@ -911,10 +1228,16 @@ def render(info, cores, startup, running, spawn_ms, args, durations):
                 )
     L.append("")
 
+    L.extend(render_authz(authz, args, durations))
+
     noisy = [f"{n} startup ({noise(startup[n], steal=False):.0f}%: {startup[n]['other_cpu_top']})" for n in names
              if noise(startup[n], steal=False) > NOISY_PCT]
     noisy += [f"{n} -c{c} round {r['round']} ({noise(r):.0f}%: {r['other_cpu_top']})"
               for c in args.connections for n in names for r in running[n]["rounds"][str(c)] if noise(r) > NOISY_PCT]
+    if not authz.get("error"):
+        noisy += [f"GetUser as {who} -c{c} round {r['round']} ({noise(r):.0f}%: {r['other_cpu_top']})"
+                  for c in args.connections for who in ("root", "caller") for r in authz["rounds"][who][str(c)]
+                  if noise(r) > NOISY_PCT]
     if noisy:
         L.append(f"**Warning: the rest of the machine (in the load runs, with the hypervisor's steal) used more than {NOISY_PCT:.0f}% "
                  f"of a core during these measurements, even at their least disturbed of up to {NOISY_TRIES} "
@@ -925,7 +1248,7 @@ def render(info, cores, startup, running, spawn_ms, args, durations):
                  f"during every measurement counted here ({info['other_cpu_before_pct']:.0f}% in the second before "
                  f"the run); a disturbed measurement is repeated, up to {NOISY_TRIES} attempts.")
     L.append("")
-    L.append("## Targets (issue 2, section \"Benchmark\")")
+    L.append("## Targets (issues 2 and 3, section \"Benchmark\")")
     L.append("")
     L.append("| target | measured | result |")
     L.append("|---|---|---|")
@@ -958,6 +1281,21 @@ def render(info, cores, startup, running, spawn_ms, args, durations):
                 f"{bw['rps_median']:,.0f} vs {running[peer]['wrk'][str(conns)]['rps_median']:,.0f} req/s{okf} "
                 f"| {verdict(med >= target and bfail == 0)} |"
             )
+    for conns in args.connections:
+        what = (f"authorization (issue 3): {AUTHZ_CALLER_USER} with a 20-statement policy ≥ {TARGET_AUTHZ_VS_ROOT:g}× "
+                f"root, GetUser, -c{conns}")
+        if authz.get("error"):
+            L.append(f"| {what} | not measured: {authz['error'][:120]} | {verdict(False)} |")
+            continue
+        per, overall = authz_ratios(authz, conns)
+        med = statistics.median(per)
+        fails = authz_failures(authz, conns)
+        okf = "" if fails == 0 else f"; {fails} failed requests"
+        L.append(
+            f"| {what} | median {med:.2f}× (per round: {', '.join(f'{x:.2f}' for x in per)}; overall {overall:.2f}×); "
+            f"{authz['wrk']['caller'][str(conns)]['rps_median']:,.0f} vs {authz['wrk']['root'][str(conns)]['rps_median']:,.0f} "
+            f"req/s{okf} | {verdict(med >= TARGET_AUTHZ_VS_ROOT and fails == 0)} |"
+        )
     L.append("")
     obs = []
     bs = startup["berth"]["stops"]
@@ -969,8 +1307,8 @@ def render(info, cores, startup, running, spawn_ms, args, durations):
             what.append(f"{bs['default']} died on SIGTERM's default action, without a graceful shutdown")
         obs.append(
             f"berth, stopped with SIGTERM right after its first answer: of {n} starts, " + " and ".join(what)
-            + ". berth answers requests before it subscribes to SIGTERM, so a SIGTERM in that window is not "
-            "handled (not a startup-time problem, but a shutdown one)."
+            + ": a SIGTERM that arrives once berth answers requests is not handled gracefully (not a "
+            "startup-time problem, but a shutdown one)."
         )
     for conns in args.connections:
         b, ng = running["berth"]["wrk"][str(conns)], running["nginx"]["wrk"][str(conns)]
@@ -982,6 +1320,15 @@ def render(info, cores, startup, running, spawn_ms, args, durations):
             + (" — against nginx, wrk is the bottleneck, so the real ceiling is higher" if ng["wrk_cpu_pct"] >= 90 else "")
             + "."
         )
+    if not authz.get("error"):
+        for conns in args.connections:
+            r, c = authz["wrk"]["root"][str(conns)], authz["wrk"]["caller"][str(conns)]
+            ur, uc = 1e6 * r["server_cpu_pct"] / 100 / r["rps"], 1e6 * c["server_cpu_pct"] / 100 / c["rps"]
+            obs.append(
+                f"GetUser -c{conns} (median rounds): berth spent {ur:.1f} µs of CPU per request signed by root and "
+                f"{uc:.1f} µs per request signed by {AUTHZ_CALLER_USER} ({uc - ur:+.1f} µs: the caller's key lookup, "
+                f"condition keys and the evaluation of its 20 statements; one round each, so noisy)."
+            )
     if obs:
         L.append("## Observations")
         L.append("")
@@ -1078,15 +1425,17 @@ def main():
             startup[name]["attempts"] = len(tries)
 
         log("\n==> Idle RSS, then throughput and latency with wrk")
-        running = measure_load(args, {n: servers[n] for n in ("nginx", "berth", "moto")}, cores, args.out, durations)
+        running, authz = measure_load(args, {n: servers[n] for n in ("nginx", "berth", "moto")}, cores, args.out,
+                                      durations)
     finally:
         stop_all()
 
     info = machine_info(args)
     info["other_cpu_before_pct"] = quiet_before[0]
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"info": info, "cores": cores, "startup": startup, "running": running, "spawn_ms": spawn_ms}, f, indent=2)
-    md = render(info, cores, startup, running, spawn_ms, args, durations)
+        json.dump({"info": info, "cores": cores, "startup": startup, "running": running, "authz": authz,
+                   "spawn_ms": spawn_ms}, f, indent=2)
+    md = render(info, cores, startup, running, authz, spawn_ms, args, durations)
     with open(args.results, "w") as f:
         f.write(md)
     log("\n==> Results (written to bench/RESULTS.md)\n")

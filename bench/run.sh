@@ -2,12 +2,14 @@
 # berth's first benchmark, side by side with moto's server and nginx (the machine's ceiling):
 #   1. startup: spawn to first HTTP 200 for a signed GetCallerIdentity (20 starts, median and p90),
 #   2. idle RSS after start + one request + 2 s idle,
-#   3. throughput and latency percentiles: wrk replaying one pre-signed GetCallerIdentity.
+#   3. throughput and latency percentiles: wrk replaying one pre-signed GetCallerIdentity,
+#   4. authorization cost (issue 3): wrk replaying one pre-signed IAM GetUser, signed by root and by a
+#      user with a 20-statement inline policy, against the same berth process.
 # Run from the repository root:  ./bench/run.sh
 # Installs what is missing (as root: apt-get install nginx wrk; moto into bench/.venv from
 # bench/requirements.txt), builds berth in release mode, runs everything on 127.0.0.1 only, and writes
-# bench/RESULTS.md. Logs and raw numbers go to bench/out/ (not committed). Takes about 4 minutes on a
-# quiet machine; it waits (at most 5 minutes in all) for other processes to quiet down and repeats a
+# bench/RESULTS.md. Logs and raw numbers go to bench/out/ (not committed). Takes about 8 minutes on a
+# quiet machine (plus the build); it waits (at most 5 minutes in all) for other processes to quiet down and repeats a
 # disturbed measurement (at most 3 attempts).
 # Environment: BERTH_BIN=path measures that berth binary instead of building one (the results say so,
 # with BERTH_BIN_NOTE, e.g. the commit it was built from);
