@@ -487,6 +487,12 @@ def test_managed_policy_versions(berth):
     assert iam.get_policy_version(PolicyArn=arn, VersionId="v2")["PolicyVersion"]["Document"] == v2
     versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
     assert sorted((v["VersionId"], v["IsDefaultVersion"]) for v in versions) == [("v1", False), ("v2", True)]
+    # Back to v1 and forth to v2: the default moves, the documents stay.
+    iam.set_default_policy_version(PolicyArn=arn, VersionId="v1")
+    assert iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"] == "v1"
+    assert iam.get_policy_version(PolicyArn=arn, VersionId="v1")["PolicyVersion"]["IsDefaultVersion"] is True
+    iam.set_default_policy_version(PolicyArn=arn, VersionId="v2")
+    assert iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"] == "v2"
 
     with pytest.raises(ClientError) as excinfo:
         iam.delete_policy_version(PolicyArn=arn, VersionId="v2")
@@ -699,6 +705,10 @@ def test_oidc_provider_api(berth):
     iam.add_client_id_to_open_id_connect_provider(OpenIDConnectProviderArn=arn, ClientID="my-app")  # idempotent
     assert iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)["ClientIDList"] == [GITHUB_AUDIENCE, "my-app"]
     assert {"Arn": arn} in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
+
+    rotated = "b" * 40
+    iam.update_open_id_connect_provider_thumbprint(OpenIDConnectProviderArn=arn, ThumbprintList=[rotated])
+    assert iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)["ThumbprintList"] == [rotated]
 
     iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=arn)
     assert {"Arn": arn} not in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
