@@ -48,6 +48,15 @@ pub fn write_tags(w: &mut XmlWriter, tags: &[Tag]) {
     }
 }
 
+/// `<PermissionsBoundary>` of a user or role, when it has one.
+pub fn write_permissions_boundary(w: &mut XmlWriter, arn: Option<&str>) {
+    if let Some(arn) = arn {
+        w.node("PermissionsBoundary", |w| {
+            w.elem("PermissionsBoundaryType", "Policy").elem("PermissionsBoundaryArn", arn);
+        });
+    }
+}
+
 pub fn tags_to_json(tags: &[Tag]) -> String {
     serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())
 }

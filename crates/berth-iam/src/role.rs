@@ -41,11 +41,7 @@ impl Role {
             .elem("AssumeRolePolicyDocument", common::encode_document(&self.assume_role_policy))
             .opt_elem("Description", self.description.as_deref())
             .elem("MaxSessionDuration", self.max_session_duration.to_string());
-        if let Some(b) = &self.permissions_boundary {
-            w.node("PermissionsBoundary", |w| {
-                w.elem("PermissionsBoundaryType", "Policy").elem("PermissionsBoundaryArn", b);
-            });
-        }
+        common::write_permissions_boundary(w, self.permissions_boundary.as_deref());
         common::write_tags(w, &self.tags);
     }
 

@@ -29,11 +29,7 @@ impl User {
             .elem("UserId", &self.user_id)
             .elem("Arn", &self.arn)
             .elem("CreateDate", self.created_at.iso8601());
-        if let Some(b) = &self.permissions_boundary {
-            w.node("PermissionsBoundary", |w| {
-                w.elem("PermissionsBoundaryType", "Policy").elem("PermissionsBoundaryArn", b);
-            });
-        }
+        common::write_permissions_boundary(w, self.permissions_boundary.as_deref());
         common::write_tags(w, &self.tags);
     }
 
