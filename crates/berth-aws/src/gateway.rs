@@ -68,7 +68,7 @@ impl SigningKeyCache {
             entries.clear();
         }
         let secret = crate::identity::Secret::new(secret);
-        entries.insert(claim.access_key_id.clone(), CachedKey { scope, secret, key });
+        entries.insert(claim.access_key_id.clone(), CachedKey { scope: scope.to_string(), secret, key });
         key
     }
 }

@@ -51,11 +51,13 @@ pub struct SignatureClaim {
     pub signature: String,
     pub location: SignatureLocation,
     pub security_token: Option<String>,
+    scope: String,
 }
 
 impl SignatureClaim {
-    pub fn scope(&self) -> String {
-        format!("{}/{}/{}/aws4_request", self.scope_date, self.region, self.service)
+    /// `<date>/<region>/<service>/aws4_request`, built once at parse time.
+    pub fn scope(&self) -> &str {
+        &self.scope
     }
 }
 
@@ -205,6 +207,7 @@ fn build_claim(
         return Err(SigV4Error::Incomplete("Signature must be 64 hexadecimal characters.".into()));
     }
     Ok(SignatureClaim {
+        scope: format!("{}/{}/{}/aws4_request", scope[1], scope[2], scope[3]),
         access_key_id: scope[0].to_string(),
         scope_date: scope[1].to_string(),
         region: scope[2].to_string(),
@@ -257,7 +260,7 @@ pub fn verify_with_key(
     let mut matched = subtle::Choice::from(0u8);
     for payload_hash in &payload_hashes {
         let creq = canonical_request(parts, &claim.signed_headers, payload_hash, claim.location);
-        let sts = string_to_sign(&claim.amz_date, &claim.scope(), &creq);
+        let sts = string_to_sign(&claim.amz_date, claim.scope(), &creq);
         let expected = hex(&hmac(key, sts.as_bytes()));
         matched |= expected.as_bytes().ct_eq(provided);
     }

@@ -123,34 +123,7 @@ impl IamState {
 
     /// The condition keys AWS sets for every request of this principal.
     pub fn request_keys(&self, principal: &Principal, request: &AuthzRequest<'_>) -> ConditionKeys {
-        let mut keys = ConditionKeys::with_capacity(12);
-        keys.set_static("aws:principalaccount", principal.account_id.as_str())
-            .set_static("aws:userid", principal.user_id.as_str())
-            .set_static("aws:currenttime", request.now.iso8601())
-            .set_static("aws:epochtime", request.now.0.to_string())
-            .set_static("aws:requestedregion", request.region)
-            .set_static("aws:securetransport", "false");
-        if let Some(ip) = request.source_ip {
-            keys.set_static("aws:sourceip", ip.to_string());
-        }
-        match &principal.kind {
-            PrincipalKind::User { name } => {
-                keys.set_static("aws:username", name.as_str())
-                    .set_static("aws:principalarn", principal.arn.as_str())
-                    .set_static("aws:principaltype", "User");
-            }
-            PrincipalKind::AssumedRole { role_name, .. } => {
-                let role_arn = self.snapshot().role(role_name).map(|r| r.arn.clone()).unwrap_or_default();
-                keys.set_static("aws:principalarn", role_arn).set_static("aws:principaltype", "AssumedRole");
-            }
-            PrincipalKind::Root => {
-                keys.set_static("aws:principalarn", principal.arn.as_str()).set_static("aws:principaltype", "Account");
-            }
-            PrincipalKind::Anonymous => {
-                keys.set_static("aws:principaltype", "Anonymous");
-            }
-        }
-        keys
+        request_keys(&self.snapshot(), principal, request)
     }
 
     /// Evaluates the caller's identity policies (root: always allowed).
@@ -164,11 +137,43 @@ impl IamState {
         let Some(policies) = snapshot.policies_of(request.principal) else {
             return Decision::ImplicitDeny;
         };
-        let keys = self.request_keys(request.principal, request);
+        let keys = request_keys(&snapshot, request.principal, request);
         let ctx =
             policy::RequestContext { action: request.action, resource: request.resource, principal: None, keys: &keys };
         policy::evaluate(policies.iter().map(|p| p.as_ref()), &ctx)
     }
+}
+
+/// The condition keys AWS sets for every request of this principal, from one snapshot.
+fn request_keys(snapshot: &Snapshot, principal: &Principal, request: &AuthzRequest<'_>) -> ConditionKeys {
+    let mut keys = ConditionKeys::with_capacity(12);
+    keys.set_static("aws:principalaccount", principal.account_id.as_str())
+        .set_static("aws:userid", principal.user_id.as_str())
+        .set_static("aws:currenttime", request.now.iso8601())
+        .set_static("aws:epochtime", request.now.0.to_string())
+        .set_static("aws:requestedregion", request.region)
+        .set_static("aws:securetransport", "false");
+    if let Some(ip) = request.source_ip {
+        keys.set_static("aws:sourceip", ip.to_string());
+    }
+    match &principal.kind {
+        PrincipalKind::User { name } => {
+            keys.set_static("aws:username", name.as_str())
+                .set_static("aws:principalarn", principal.arn.as_str())
+                .set_static("aws:principaltype", "User");
+        }
+        PrincipalKind::AssumedRole { role_name, .. } => {
+            let role_arn = snapshot.role(role_name).map(|r| r.arn.clone()).unwrap_or_default();
+            keys.set_static("aws:principalarn", role_arn).set_static("aws:principaltype", "AssumedRole");
+        }
+        PrincipalKind::Root => {
+            keys.set_static("aws:principalarn", principal.arn.as_str()).set_static("aws:principaltype", "Account");
+        }
+        PrincipalKind::Anonymous => {
+            keys.set_static("aws:principaltype", "Anonymous");
+        }
+    }
+    keys
 }
 
 impl CredentialStore for IamState {

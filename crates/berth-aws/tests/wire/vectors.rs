@@ -284,7 +284,7 @@ fn header_form_vectors_verify_canonicalize_and_refuse_tampering() {
             errors.push(format!("{}: canonical request\n--- got\n{creq}\n--- expected\n{expected}", v.name));
         }
         if let Some(sts) = expected_file(&v, "header-string-to-sign.txt") {
-            let got = sigv4::string_to_sign(&claim.amz_date, &claim.scope(), &creq);
+            let got = sigv4::string_to_sign(&claim.amz_date, claim.scope(), &creq);
             if got != sts {
                 errors.push(format!("{}: string to sign\n--- got\n{got}\n--- expected\n{sts}", v.name));
             }
@@ -373,7 +373,7 @@ fn query_form_vectors_verify_canonicalize_and_refuse_tampering() {
             errors.push(format!("{}: canonical request\n--- got\n{creq}\n--- expected\n{expected}", v.name));
         }
         if let Some(sts) = expected_file(&v, "query-string-to-sign.txt") {
-            let got = sigv4::string_to_sign(&claim.amz_date, &claim.scope(), &creq);
+            let got = sigv4::string_to_sign(&claim.amz_date, claim.scope(), &creq);
             if got != sts {
                 errors.push(format!("{}: string to sign\n--- got\n{got}\n--- expected\n{sts}", v.name));
             }
