@@ -218,6 +218,7 @@ impl Gateway {
                 ResourceRule::Any => "*".to_string(),
                 ResourceRule::Arn(arn_of) => arn_of(&ctx, &input)?,
             };
+            let resource_policy = service.resource_policy(&resource);
             let request = AuthzRequest {
                 principal: &ctx.principal,
                 action,
@@ -225,6 +226,7 @@ impl Gateway {
                 source_ip: ctx.source_ip,
                 now,
                 region: &self.aws.region,
+                resource_policy: resource_policy.as_deref(),
             };
             if !self.authorizer.is_allowed(&request) {
                 let principal_arn = ctx.principal.arn.clone();

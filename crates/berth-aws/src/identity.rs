@@ -88,6 +88,9 @@ pub struct AuthzRequest<'a> {
     pub source_ip: Option<std::net::IpAddr>,
     pub now: Timestamp,
     pub region: &'a str,
+    /// The resource's own policy (an ECR repository policy, a secret's resource policy), as JSON,
+    /// when it has one: evaluated together with the caller's identity policies.
+    pub resource_policy: Option<&'a str>,
 }
 
 /// Decides whether a principal may perform an action on a resource (the IAM crate implements it).

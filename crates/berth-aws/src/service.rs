@@ -147,5 +147,11 @@ pub trait Service: Send + Sync + 'static {
         })
     }
 
+    /// The resource-based policy of `resource` (an ARN), if the service has such policies and this
+    /// resource has one: the gateway evaluates it together with the caller's identity policies.
+    fn resource_policy(&self, _resource: &str) -> Option<Arc<str>> {
+        None
+    }
+
     fn call<'a>(&'a self, ctx: &'a RequestContext, input: Input) -> BoxFuture<'a, Result<Output, AwsError>>;
 }

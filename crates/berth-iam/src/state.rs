@@ -13,7 +13,7 @@ use berth_store::Store;
 
 use crate::aws_managed;
 use crate::error::IamError;
-use crate::policy::{self, ConditionKeys, Decision, Policy, PolicyKind};
+use crate::policy::{self, ConditionKeys, Decision, Policy, PolicyKind, PrincipalId};
 use crate::root_credentials::RootCredentials;
 
 /// A role as authorization needs it.
@@ -185,9 +185,48 @@ impl CredentialStore for IamState {
     }
 }
 
+impl IamState {
+    /// Evaluates a resource's own policy for the caller (the `Principal` element decides whom it
+    /// is about). A document that does not parse grants nothing.
+    pub fn resource_decision(&self, document: &str, request: &AuthzRequest<'_>) -> Decision {
+        let Ok(policy) = Policy::parse(document, PolicyKind::Resource) else {
+            tracing::error!(resource = request.resource, "stored resource policy does not parse; ignoring it");
+            return Decision::ImplicitDeny;
+        };
+        let caller = match request.principal.kind {
+            PrincipalKind::Anonymous => return Decision::ImplicitDeny,
+            _ => PrincipalId::Aws {
+                arn: request.principal.arn.clone(),
+                account_id: request.principal.account_id.clone(),
+            },
+        };
+        let keys = self.request_keys(request.principal, request);
+        let ctx = policy::RequestContext {
+            action: request.action,
+            resource: request.resource,
+            principal: Some(&caller),
+            keys: &keys,
+        };
+        policy::evaluate([&policy], &ctx)
+    }
+}
+
 impl Authorizer for IamState {
+    /// Same-account evaluation: an explicit deny in either the identity or the resource policy
+    /// refuses; otherwise an allow in either grants.
     fn is_allowed(&self, request: &AuthzRequest<'_>) -> bool {
-        self.identity_decision(request) == Decision::Allow
+        let identity = self.identity_decision(request);
+        let Some(document) = request.resource_policy else {
+            return identity == Decision::Allow;
+        };
+        if identity == Decision::ExplicitDeny {
+            return false;
+        }
+        match self.resource_decision(document, request) {
+            Decision::ExplicitDeny => false,
+            Decision::Allow => true,
+            Decision::ImplicitDeny => identity == Decision::Allow,
+        }
     }
 }
 

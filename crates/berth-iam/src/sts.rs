@@ -93,6 +93,7 @@ impl StsService {
             source_ip: ctx.source_ip,
             now,
             region: &ctx.aws.region,
+            resource_policy: None,
         };
         if !self.assume_role_allowed(&request, &role) {
             return Err(denied().into());

@@ -20,6 +20,9 @@ pub struct Config {
     pub shutdown_grace: std::time::Duration,
     /// Timings of web-identity token verification (issuer fetch timeout, key cache lifetime).
     pub oidc: berth_iam::oidc::OidcConfig,
+    /// The registry's host as clients reach it (`--registry-host`, `BERTH_REGISTRY_HOST`): repository
+    /// URIs and `proxyEndpoint` use it. `None`: `localhost:<port berth listens on>`.
+    pub registry_host: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +55,7 @@ impl Config {
             max_body_bytes: berth_aws::gateway::DEFAULT_MAX_BODY_BYTES,
             shutdown_grace: std::time::Duration::from_secs(30),
             oidc: berth_iam::oidc::OidcConfig::default(),
+            registry_host: None,
         })
     }
 }

@@ -16,9 +16,10 @@ use berth_aws::time::{SharedClock, SystemClock};
 use berth_aws::Gateway;
 use berth_iam::oidc::OidcVerifier;
 use berth_iam::{IamService, IamState, RootCredentials, StsService};
+use berth_registry::distribution::{full, Body};
+use berth_registry::{DataPath, EcrService, Registry};
 use berth_store::Store;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -39,6 +40,8 @@ pub enum ServerError {
     RootCredentials(#[from] berth_iam::RootCredentialsError),
     #[error("cannot start IAM: {0}")]
     Iam(#[from] berth_iam::IamError),
+    #[error("cannot start the registry: {0}")]
+    Registry(#[from] berth_registry::RegistryError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("cannot write {path}: {source}")]
@@ -94,21 +97,34 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
     let iam_state = IamState::load(&config.aws, &root, &store, now)?;
     let verifier = OidcVerifier::new(config.oidc.clone(), clock.clone());
 
-    let mut gateway = Gateway::new(config.aws.clone(), iam_state.clone(), iam_state.clone(), clock.clone())
-        .with_max_body_bytes(config.max_body_bytes);
-    gateway.register(Arc::new(StsService::new(store.clone(), clock.clone(), iam_state.clone(), verifier)));
-    gateway.register(Arc::new(IamService::new(store.clone(), clock.clone(), iam_state)));
-    let gateway = Arc::new(gateway);
-    let services = gateway.specs();
-
+    // Bound before the services are built: the registry names itself by the port clients reach.
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     let local_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+    let registry_host = config.registry_host.clone().unwrap_or_else(|| format!("localhost:{}", local_addr.port()));
+    let registry = Registry::open(
+        store.clone(),
+        &config.data_dir.join("registry"),
+        registry_host,
+        config.aws.clone(),
+        clock.clone(),
+    )
+    .await?;
+
+    let mut gateway = Gateway::new(config.aws.clone(), iam_state.clone(), iam_state.clone(), clock.clone())
+        .with_max_body_bytes(config.max_body_bytes);
+    gateway.register(Arc::new(StsService::new(store.clone(), clock.clone(), iam_state.clone(), verifier)));
+    gateway.register(Arc::new(IamService::new(store.clone(), clock.clone(), iam_state.clone())));
+    gateway.register(Arc::new(EcrService::new(registry.clone(), iam_state.clone())));
+    let gateway = Arc::new(gateway);
+    let services = gateway.specs();
+    let data_path = Arc::new(DataPath::new(registry, iam_state.clone(), iam_state));
+
     write_endpoint_file(&config.data_dir, local_addr)?;
 
     let (stop, stop_rx) = watch::channel(false);
     let grace = config.shutdown_grace;
-    let task = tokio::spawn(serve(listener, gateway, stop_rx, grace, store));
+    let task = tokio::spawn(serve(listener, gateway, data_path, stop_rx, grace, store));
     Ok(RunningServer { local_addr, data_dir: config.data_dir.clone(), root, config, services, stop, task })
 }
 
@@ -120,6 +136,7 @@ fn write_endpoint_file(data_dir: &Path, addr: SocketAddr) -> Result<(), ServerEr
 async fn serve(
     listener: TcpListener,
     gateway: Arc<Gateway>,
+    data_path: Arc<DataPath>,
     mut stop: watch::Receiver<bool>,
     grace: std::time::Duration,
     store: Store,
@@ -141,9 +158,11 @@ async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let gw = gateway.clone();
+                let dp = data_path.clone();
                 let svc = hyper::service::service_fn(move |req| {
                     let gw = gw.clone();
-                    async move { Ok::<_, Infallible>(route(&gw, req, peer).await) }
+                    let dp = dp.clone();
+                    async move { Ok::<_, Infallible>(route(&gw, &dp, req, peer).await) }
                 });
                 let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
                 tokio::spawn(async move {
@@ -163,10 +182,15 @@ async fn serve(
     drop(store);
 }
 
-async fn route(gateway: &Gateway, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+/// One request: the health check, the registry data path (streamed), or the AWS API (body read
+/// whole, up to the limit).
+async fn route(gateway: &Gateway, data_path: &DataPath, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    if DataPath::handles(req.uri().path()) {
+        return data_path.handle(req, Some(peer)).await;
+    }
     let (parts, body) = req.into_parts();
     if parts.uri.path() == "/_berth/health" {
-        let mut resp = Response::new(Full::new(Bytes::from_static(b"{\"status\":\"ok\"}")));
+        let mut resp = Response::new(full(&b"{\"status\":\"ok\"}"[..]));
         resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
         return resp;
     }
@@ -178,21 +202,21 @@ async fn route(gateway: &Gateway, req: Request<Incoming>, peer: SocketAddr) -> R
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|n| n > limit as u64);
     if declared_too_large {
-        return close_after(gateway.body_too_large(&parts).map(Full::new));
+        return close_after(gateway.body_too_large(&parts).map(full));
     }
     let body = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return close_after(gateway.body_too_large(&parts).map(Full::new));
+            return close_after(gateway.body_too_large(&parts).map(full));
         }
         Err(e) => {
             tracing::debug!(error = %e, "request body could not be read");
-            let mut resp = Response::new(Full::new(Bytes::new()));
+            let mut resp = Response::new(full(bytes::Bytes::new()));
             *resp.status_mut() = http::StatusCode::BAD_REQUEST;
             return close_after(resp);
         }
     };
-    gateway.handle(&parts, &body, Some(peer)).await.map(Full::new)
+    gateway.handle(&parts, &body, Some(peer)).await.map(full)
 }
 
 /// The rest of an over-long body is not read: close the connection after answering.

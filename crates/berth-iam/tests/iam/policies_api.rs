@@ -181,6 +181,7 @@ impl Iam {
             source_ip: None,
             now: now(),
             region: "us-east-1",
+            resource_policy: None,
         })
     }
 }
