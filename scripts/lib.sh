@@ -87,3 +87,45 @@ ensure_venv() {
   "$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$requirements"
   printf '%s\n' "$want" > "$stamp"
 }
+
+# ensure_docker — a running Docker Engine (Debian's docker.io), plus skopeo and a static busybox
+# (the registry and runtime tests build their images FROM scratch out of it: nothing can be pulled
+# from Docker Hub). As root, missing packages are installed and dockerd is started in the
+# background (log: /var/log/berth-dockerd.log) when no daemon answers; otherwise the exact commands
+# to run are printed.
+ensure_docker() {
+  local missing=()
+  command -v docker >/dev/null 2>&1 || missing+=(docker.io)
+  command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+  command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+  [ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || missing+=(busybox-static)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    # shellcheck disable=SC2207
+    missing=($(printf '%s\n' "${missing[@]}" | sort -u))
+    apt_install "${missing[@]}"
+  fi
+  if docker info >/dev/null 2>&1; then
+    note "docker: $(docker version --format 'engine {{.Server.Version}}, API {{.Server.APIVersion}}' 2>/dev/null)"
+    return 0
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    die "no Docker daemon answers at ${DOCKER_HOST:-unix:///var/run/docker.sock}: start it (sudo systemctl start docker, or sudo dockerd &) and make sure you may use it (sudo usermod -aG docker $USER, then log in again)"
+  fi
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
+    note "systemctl start docker"
+    systemctl start docker || true
+  fi
+  if ! docker info >/dev/null 2>&1; then
+    note "starting dockerd in the background (log: /var/log/berth-dockerd.log)"
+    nohup dockerd >/var/log/berth-dockerd.log 2>&1 &
+  fi
+  local i
+  for i in $(seq 1 60); do
+    if docker info >/dev/null 2>&1; then
+      note "docker: $(docker version --format 'engine {{.Server.Version}}, API {{.Server.APIVersion}}' 2>/dev/null)"
+      return 0
+    fi
+    sleep 1
+  done
+  die "dockerd did not come up within 60 s; see /var/log/berth-dockerd.log"
+}

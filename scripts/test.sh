@@ -4,7 +4,8 @@
 #   2. builds the workspace,
 #   3. runs the Rust tests (cargo nextest when installed, else cargo test),
 #   4. runs the compatibility tests (tests/compat) against the freshly built target/debug/berth.
-# Missing system prerequisites are installed with apt-get when run as root.
+# Missing system prerequisites (a C toolchain, python3-venv, Docker Engine, skopeo, busybox-static)
+# are installed with apt-get, and dockerd is started, when run as root.
 # Extra arguments are passed to pytest, e.g. ./scripts/test.sh -k presigned
 set -euo pipefail
 
@@ -17,6 +18,7 @@ step "Prerequisites"
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (https://rustup.rs) and run this script again"
 ensure_c_toolchain
 note "$(cargo --version)"
+ensure_docker
 
 step "Python environment (.venv)"
 ensure_venv "$BERTH_ROOT/.venv" "$BERTH_ROOT/tests/compat/requirements.txt"

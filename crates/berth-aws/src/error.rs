@@ -12,11 +12,20 @@ pub struct AwsError {
     pub status: u16,
     pub code: Cow<'static, str>,
     pub message: String,
+    /// Members of the error shape besides `message` (ECR's `InvalidLayerPartException` carries
+    /// `lastValidByteReceived`), written next to it in JSON protocols; awsQuery errors have none.
+    pub fields: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl AwsError {
     pub fn new(status: u16, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> AwsError {
-        AwsError { status, code: code.into(), message: message.into() }
+        AwsError { status, code: code.into(), message: message.into(), fields: None }
+    }
+
+    /// Adds a member of the error shape (JSON protocols only).
+    pub fn with_field(mut self, name: &str, value: impl Into<serde_json::Value>) -> AwsError {
+        self.fields.get_or_insert_with(Default::default).insert(name.to_string(), value.into());
+        self
     }
 
     /// A client error (HTTP 400).

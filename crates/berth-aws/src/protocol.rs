@@ -35,7 +35,13 @@ impl Protocol {
     pub fn error_body(self, err: &AwsError, request_id: &str, xml_namespace: Option<&str>) -> String {
         match self {
             Protocol::AwsJson1_0 | Protocol::AwsJson1_1 => {
-                serde_json::json!({ "__type": err.code, "message": err.message }).to_string()
+                let mut body = serde_json::json!({ "__type": err.code, "message": err.message });
+                if let (Some(fields), Some(obj)) = (&err.fields, body.as_object_mut()) {
+                    for (k, v) in fields.iter() {
+                        obj.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                }
+                body.to_string()
             }
             Protocol::AwsQuery => {
                 let kind = if err.is_server_fault() { "Receiver" } else { "Sender" };

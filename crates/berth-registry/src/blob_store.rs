@@ -19,8 +19,14 @@
 //!
 //! Only `sha256` digests are accepted. The OCI spec's `sha512` is refused for now.
 //!
-//! Removing blobs is the garbage collector's job ([`BlobStore::delete`]); deciding which blobs are
-//! unreferenced (and not racing an upload that completes into one) is up to it.
+//! Removing blobs is the garbage collector's job ([`BlobStore::remove_if_idle`], see
+//! [`crate::gc`]); deciding which blobs are unreferenced is up to it. Not racing a push: every
+//! blob that is about to be linked to a repository has its mtime set to "now" first (by
+//! [`BlobStore::complete`], [`BlobStore::put`] or [`BlobStore::touch`]), under a lock the
+//! collector takes exclusively to check the mtime and remove the file. A blob removed just before
+//! is therefore written again (complete), uploaded again (put) or reported missing (touch).
+//! Times come from the store's clock (the registry's), so the collector's "older than the grace
+//! period" and the links' `linked_at` agree.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -28,8 +34,10 @@ use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 use berth_aws::sigv4::hex;
+use berth_aws::time::{SharedClock, SystemClock};
 use sha2::{Digest as _, Sha256};
 use tokio::fs::{self, File, OpenOptions};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
@@ -198,6 +206,9 @@ struct Upload {
     file: File,
     sha256: Sha256,
     size: u64,
+    /// When it was started or last appended to (the store's clock): uploads idle for too long
+    /// are abandoned ([`BlobStore::expire_idle_uploads`]).
+    last_activity: SystemTime,
 }
 
 type UploadSlot = Arc<tokio::sync::Mutex<Option<Upload>>>;
@@ -208,6 +219,10 @@ struct Inner {
     uploads_dir: PathBuf,
     /// Held only to look up, insert or remove; never across an await.
     uploads: Mutex<HashMap<UploadId, UploadSlot>>,
+    clock: SharedClock,
+    /// Shared while a blob is published or touched, exclusive while the collector checks and
+    /// removes one (see the module's documentation).
+    sweep: tokio::sync::RwLock<()>,
 }
 
 /// The content-addressed blob store. Cheap to clone; clones share the same uploads.
@@ -226,6 +241,12 @@ impl BlobStore {
     /// Opens (creating if needed) the store under `root` and removes uploads an earlier process
     /// left behind: they were never visible and nobody can resume them.
     pub async fn open(root: impl AsRef<Path>) -> Result<BlobStore, BlobError> {
+        BlobStore::open_with_clock(root, Arc::new(SystemClock)).await
+    }
+
+    /// [`BlobStore::open`] with the clock that dates uploads' activity and blobs' mtimes (the
+    /// registry's, so that the collector compares them with the same "now").
+    pub async fn open_with_clock(root: impl AsRef<Path>, clock: SharedClock) -> Result<BlobStore, BlobError> {
         let root = root.as_ref().to_path_buf();
         let blobs = root.join("blobs").join("sha256");
         let uploads_dir = root.join("uploads");
@@ -247,7 +268,16 @@ impl BlobStore {
         if removed > 0 {
             tracing::info!(root = %root.display(), removed, "removed uploads left by an earlier run");
         }
-        Ok(BlobStore { inner: Arc::new(Inner { root, blobs, uploads_dir, uploads: Mutex::new(HashMap::new()) }) })
+        Ok(BlobStore {
+            inner: Arc::new(Inner {
+                root,
+                blobs,
+                uploads_dir,
+                uploads: Mutex::new(HashMap::new()),
+                clock,
+                sweep: tokio::sync::RwLock::new(()),
+            }),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -313,7 +343,9 @@ impl BlobStore {
         let id = UploadId::new();
         let path = self.upload_path(&id);
         let file = OpenOptions::new().write(true).create_new(true).open(&path).await.map_err(io_err(&path))?;
-        let slot = Arc::new(tokio::sync::Mutex::new(Some(Upload { file, sha256: Sha256::new(), size: 0 })));
+        let last_activity = self.inner.clock.now();
+        let slot =
+            Arc::new(tokio::sync::Mutex::new(Some(Upload { file, sha256: Sha256::new(), size: 0, last_activity })));
         self.uploads().insert(id.clone(), slot);
         tracing::debug!(upload_id = %id, "upload started");
         Ok(id)
@@ -346,6 +378,7 @@ impl BlobStore {
         let slot = self.slot(id)?;
         let mut guard = slot.lock().await;
         let upload = guard.as_mut().ok_or_else(|| BlobError::UnknownUpload { upload_id: id.clone() })?;
+        upload.last_activity = self.inner.clock.now();
         if let Some(expected) = expected_offset {
             if expected != upload.size {
                 return Err(BlobError::OffsetMismatch { expected, actual: upload.size });
@@ -414,7 +447,7 @@ impl BlobStore {
     pub async fn complete(&self, id: &UploadId, expected: &Digest) -> Result<u64, BlobError> {
         let upload = self.take(id).await?;
         let upload_path = self.upload_path(id);
-        let Upload { file, sha256, size } = upload;
+        let Upload { file, sha256, size, .. } = upload;
         let actual = Digest::from_sha256(sha256.finalize().into());
         if actual != *expected {
             drop(file);
@@ -434,10 +467,13 @@ impl BlobStore {
     async fn publish(&self, file: File, upload_path: &Path, digest: &Digest) -> Result<(), BlobError> {
         // sync_all first waits for any write still in flight.
         file.sync_all().await.map_err(io_err(upload_path))?;
-        drop(file);
+        // Dated now, not by its last append: the collector must not take it for an old blob
+        // before its link is written.
+        set_mtime(file.into_std().await, upload_path, self.inner.clock.now()).await?;
 
+        let _publishing = self.inner.sweep.read().await;
         let blob_path = self.blob_path(digest);
-        if fs::try_exists(&blob_path).await.map_err(io_err(&blob_path))? {
+        if self.touch_locked(digest).await? {
             fs::remove_file(upload_path).await.map_err(io_err(upload_path))?;
             return Ok(());
         }
@@ -457,7 +493,7 @@ impl BlobStore {
     /// Stores a small blob held in memory (configs, manifests, tests) and returns its digest.
     pub async fn put(&self, bytes: &[u8]) -> Result<Digest, BlobError> {
         let digest = Digest::of(bytes);
-        if self.stat(&digest).await?.is_some() {
+        if self.touch(&digest).await? {
             return Ok(digest);
         }
         let id = self.start_upload().await?;
@@ -468,6 +504,99 @@ impl BlobStore {
         }
         self.complete(&id, &digest).await?;
         Ok(digest)
+    }
+
+    /// Dates a visible blob "now" so that the collector keeps it for its grace period (a mount
+    /// about to link it). Returns whether the blob exists.
+    pub async fn touch(&self, digest: &Digest) -> Result<bool, BlobError> {
+        let _touching = self.inner.sweep.read().await;
+        self.touch_locked(digest).await
+    }
+
+    async fn touch_locked(&self, digest: &Digest) -> Result<bool, BlobError> {
+        let path = self.blob_path(digest);
+        let file = match File::open(&path).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        set_mtime(file.into_std().await, &path, self.inner.clock.now()).await?;
+        Ok(true)
+    }
+
+    /// Every visible blob's digest (files under `blobs/sha256/` whose names are not digests are
+    /// left alone and not listed).
+    pub async fn digests(&self) -> Result<Vec<Digest>, BlobError> {
+        let mut out = Vec::new();
+        let mut shards = fs::read_dir(&self.inner.blobs).await.map_err(io_err(&self.inner.blobs))?;
+        while let Some(shard) = shards.next_entry().await.map_err(io_err(&self.inner.blobs))? {
+            let shard_path = shard.path();
+            if !shard.file_type().await.map_err(io_err(&shard_path))?.is_dir() {
+                continue;
+            }
+            let mut files = fs::read_dir(&shard_path).await.map_err(io_err(&shard_path))?;
+            while let Some(file) = files.next_entry().await.map_err(io_err(&shard_path))? {
+                let name = file.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if let Ok(digest) = Digest::parse(&format!("sha256:{name}")) {
+                    if name.starts_with(&*shard.file_name().to_string_lossy()) {
+                        out.push(digest);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes a blob unless it was written or touched at or after `before` (the collector's
+    /// sweep; see the module's documentation). Returns the size removed, or `None` if the blob
+    /// was kept or is gone already.
+    pub async fn remove_if_idle(&self, digest: &Digest, before: SystemTime) -> Result<Option<u64>, BlobError> {
+        let _sweeping = self.inner.sweep.write().await;
+        let path = self.blob_path(digest);
+        let meta = match fs::metadata(&path).await {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let modified = meta.modified().map_err(io_err(&path))?;
+        if modified >= before {
+            return Ok(None);
+        }
+        Ok(self.delete(digest).await?.then_some(meta.len()))
+    }
+
+    /// Abandons the uploads with no activity since `idle_since` (a client that went away holds
+    /// an open file and memory until then) and removes their bytes. An upload busy right now (an
+    /// append under way) is active by definition and kept. Returns the uploads abandoned.
+    pub async fn expire_idle_uploads(&self, idle_since: SystemTime) -> Result<Vec<UploadId>, BlobError> {
+        let slots: Vec<(UploadId, UploadSlot)> =
+            self.uploads().iter().map(|(id, slot)| (id.clone(), slot.clone())).collect();
+        let mut expired = Vec::new();
+        for (id, slot) in slots {
+            let Ok(mut guard) = slot.try_lock() else { continue };
+            if guard.as_ref().is_none_or(|u| u.last_activity >= idle_since) {
+                continue;
+            }
+            // An append waiting for this lock now finds the upload gone (`UnknownUpload`).
+            *guard = None;
+            drop(guard);
+            {
+                let mut uploads = self.uploads();
+                if uploads.get(&id).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+                    uploads.remove(&id);
+                }
+            }
+            let path = self.upload_path(&id);
+            match fs::remove_file(&path).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&path)(e)),
+            }
+            tracing::debug!(upload_id = %id, "idle upload abandoned");
+            expired.push(id);
+        }
+        Ok(expired)
     }
 
     /// Removes a blob (the garbage collector's job). Returns whether it existed.
@@ -481,6 +610,15 @@ impl BlobStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(io_err(&path)(e)),
         }
+    }
+}
+
+/// Sets a file's modification time (on a blocking thread: std has no async form).
+async fn set_mtime(file: std::fs::File, path: &Path, at: SystemTime) -> Result<(), BlobError> {
+    let result = tokio::task::spawn_blocking(move || file.set_modified(at)).await;
+    match result {
+        Ok(r) => r.map_err(io_err(path)),
+        Err(join) => Err(io_err(path)(std::io::Error::other(join))),
     }
 }
 

@@ -7,12 +7,18 @@
 //!   one core both front ends call.
 //! - [`manifest`]: what a pushed manifest or index is and what it refers to.
 //! - [`token`]: the registry password (`get-login-password`) and signed layer download URLs.
+//! - [`lifecycle`]: lifecycle policies: the document, which images it expires, applying it.
+//! - [`gc`]: the blob garbage collector (and idle uploads); [`maintenance`]: the background task
+//!   that applies every lifecycle policy and then collects, once per interval.
 #![forbid(unsafe_code)]
 
 pub mod blob_store;
 pub mod distribution;
 pub mod ecr;
 pub mod error;
+pub mod gc;
+pub mod lifecycle;
+pub mod maintenance;
 pub mod manifest;
 pub mod registry;
 pub mod schema;

@@ -23,11 +23,15 @@ use crate::token::TokenKey;
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 
-/// `MUTABLE` or `IMMUTABLE`.
+/// `MUTABLE` or `IMMUTABLE`, or either with exceptions: tags matching one of the repository's
+/// exclusion filters (`*` wildcards) follow the opposite rule (`IMMUTABLE_WITH_EXCLUSION` with
+/// `latest` excluded: every tag is fixed except `latest`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TagMutability {
     Mutable,
     Immutable,
+    ImmutableWithExclusion,
+    MutableWithExclusion,
 }
 
 impl TagMutability {
@@ -35,13 +39,31 @@ impl TagMutability {
         match self {
             TagMutability::Mutable => "MUTABLE",
             TagMutability::Immutable => "IMMUTABLE",
+            TagMutability::ImmutableWithExclusion => "IMMUTABLE_WITH_EXCLUSION",
+            TagMutability::MutableWithExclusion => "MUTABLE_WITH_EXCLUSION",
         }
     }
     pub fn parse(s: &str) -> Option<TagMutability> {
         match s {
             "MUTABLE" => Some(TagMutability::Mutable),
             "IMMUTABLE" => Some(TagMutability::Immutable),
+            "IMMUTABLE_WITH_EXCLUSION" => Some(TagMutability::ImmutableWithExclusion),
+            "MUTABLE_WITH_EXCLUSION" => Some(TagMutability::MutableWithExclusion),
             _ => None,
+        }
+    }
+    /// Whether the setting takes exclusion filters (and needs at least one).
+    pub fn has_exclusions(self) -> bool {
+        matches!(self, TagMutability::ImmutableWithExclusion | TagMutability::MutableWithExclusion)
+    }
+    /// Whether `tag`, once set, may not be moved to another image.
+    pub fn is_fixed(self, exclusions: &[String], tag: &str) -> bool {
+        let excluded = || exclusions.iter().any(|f| crate::lifecycle::matches_pattern(f, tag));
+        match self {
+            TagMutability::Mutable => false,
+            TagMutability::Immutable => true,
+            TagMutability::ImmutableWithExclusion => !excluded(),
+            TagMutability::MutableWithExclusion => excluded(),
         }
     }
 }
@@ -60,6 +82,8 @@ pub struct Tag {
 pub struct NewRepository {
     pub name: String,
     pub tag_mutability: TagMutability,
+    /// WILDCARD exclusion filters (only with a `*_WITH_EXCLUSION` mutability).
+    pub tag_mutability_exclusions: Vec<String>,
     pub scan_on_push: bool,
     /// `AES256` or `KMS` (accepted and reported; blobs are stored as they are).
     pub encryption_type: String,
@@ -76,6 +100,7 @@ pub struct Repository {
     pub uri: String,
     pub created_at: Timestamp,
     pub tag_mutability: TagMutability,
+    pub tag_mutability_exclusions: Vec<String>,
     pub scan_on_push: bool,
     pub encryption_type: String,
     pub kms_key: Option<String>,
@@ -176,19 +201,43 @@ struct Inner {
     in_use: RwLock<Option<Arc<dyn ImagesInUse>>>,
 }
 
-/// Repository names: 2–256 characters, lower-case path components separated by `/`, as ECR allows.
+/// Repository names: 2–256 characters matching ECR's
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`.
 pub fn validate_repository_name(name: &str) -> Result<()> {
+    // One path component: alphanumeric runs joined by `.`, `_`, `__` or one or more `-`.
     let component_ok = |c: &str| {
-        // [a-z0-9]+(?:[._-][a-z0-9]+)*
-        !c.is_empty()
-            && c.split(['.', '_', '-'])
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        let b = c.as_bytes();
+        let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+        let mut i = 0;
+        loop {
+            let start = i;
+            while i < b.len() && alnum(b[i]) {
+                i += 1;
+            }
+            if i == start {
+                return false;
+            }
+            if i == b.len() {
+                return true;
+            }
+            let sep = i;
+            while i < b.len() && !alnum(b[i]) {
+                i += 1;
+            }
+            let ok = match &b[sep..i] {
+                b"." | b"_" | b"__" => true,
+                s => s.iter().all(|&x| x == b'-'),
+            };
+            if !ok {
+                return false;
+            }
+        }
     };
     if (2..=256).contains(&name.len()) && name.split('/').all(component_ok) {
         Ok(())
     } else {
         Err(RegistryError::InvalidParameter(format!(
-            "Invalid parameter at 'repositoryName' failed to satisfy constraint: 'must satisfy regular expression '(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*'' (value '{name}')"
+            "Invalid parameter at 'repositoryName' failed to satisfy constraint: 'must satisfy regular expression '[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*(\\/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*)*'' (value '{name}')"
         )))
     }
 }
@@ -209,6 +258,10 @@ pub fn validate_tag(tag: &str) -> Result<()> {
     }
 }
 
+fn exclusions_json(filters: &[String]) -> String {
+    serde_json::to_string(filters).unwrap_or_else(|_| "[]".into())
+}
+
 fn not_found(registry_id: &str, name: &str) -> RegistryError {
     RegistryError::RepositoryNotFound(format!(
         "The repository with name '{name}' does not exist in the registry with id '{registry_id}'"
@@ -227,7 +280,7 @@ impl Registry {
         clock: SharedClock,
     ) -> Result<Registry> {
         store.migrate("ecr", crate::schema::MIGRATIONS)?;
-        let blobs = BlobStore::open(root).await.map_err(RegistryError::Blob)?;
+        let blobs = BlobStore::open_with_clock(root, clock.clone()).await.map_err(RegistryError::Blob)?;
         let key_path = root.join("token.key");
         let tokens = TokenKey::load_or_create(&key_path)
             .map_err(|source| RegistryError::Blob(crate::BlobError::Io { path: key_path, source }))?;
@@ -326,9 +379,19 @@ impl Registry {
                     )));
                 }
                 tx.execute(
-                    "INSERT INTO ecr_repositories (name, created_at, tag_mutability, scan_on_push, encryption_type, kms_key, tags)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![new.name, now.0, new.tag_mutability.as_str(), new.scan_on_push, new.encryption_type, new.kms_key, tags],
+                    "INSERT INTO ecr_repositories (name, created_at, tag_mutability, scan_on_push, encryption_type, kms_key, tags,
+                                                   tag_mutability_exclusions)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        new.name,
+                        now.0,
+                        new.tag_mutability.as_str(),
+                        new.scan_on_push,
+                        new.encryption_type,
+                        new.kms_key,
+                        tags,
+                        exclusions_json(&new.tag_mutability_exclusions)
+                    ],
                 )?;
                 Ok(())
             })
@@ -348,7 +411,7 @@ impl Registry {
         let row = c
             .query_row(
                 "SELECT name, created_at, tag_mutability, scan_on_push, encryption_type, kms_key, policy,
-                        lifecycle_policy, lifecycle_evaluated_at, tags
+                        lifecycle_policy, lifecycle_evaluated_at, tags, tag_mutability_exclusions
                  FROM ecr_repositories WHERE name = ?1",
                 [name],
                 |r| {
@@ -363,24 +426,28 @@ impl Registry {
                         r.get::<_, Option<String>>(7)?,
                         r.get::<_, Option<i64>>(8)?,
                         r.get::<_, String>(9)?,
+                        r.get::<_, String>(10)?,
                     ))
                 },
             )
             .optional()?;
-        Ok(row.map(|(name, created, mutability, scan, enc, kms, policy, lifecycle, evaluated, tags)| Repository {
-            arn: self.repository_arn(&name),
-            uri: self.repository_uri(&name),
-            registry_id: self.registry_id().to_string(),
-            created_at: Timestamp(created),
-            tag_mutability: TagMutability::parse(&mutability).unwrap_or(TagMutability::Mutable),
-            scan_on_push: scan,
-            encryption_type: enc,
-            kms_key: kms,
-            policy,
-            lifecycle_policy: lifecycle,
-            lifecycle_evaluated_at: evaluated.map(Timestamp),
-            tags: serde_json::from_str(&tags).unwrap_or_default(),
-            name,
+        Ok(row.map(|(name, created, mutability, scan, enc, kms, policy, lifecycle, evaluated, tags, exclusions)| {
+            Repository {
+                tag_mutability_exclusions: serde_json::from_str(&exclusions).unwrap_or_default(),
+                arn: self.repository_arn(&name),
+                uri: self.repository_uri(&name),
+                registry_id: self.registry_id().to_string(),
+                created_at: Timestamp(created),
+                tag_mutability: TagMutability::parse(&mutability).unwrap_or(TagMutability::Mutable),
+                scan_on_push: scan,
+                encryption_type: enc,
+                kms_key: kms,
+                policy,
+                lifecycle_policy: lifecycle,
+                lifecycle_evaluated_at: evaluated.map(Timestamp),
+                tags: serde_json::from_str(&tags).unwrap_or_default(),
+                name,
+            }
         }))
     }
 
@@ -448,8 +515,25 @@ impl Registry {
         self.repository(name).await
     }
 
-    pub async fn set_tag_mutability(&self, name: &str, m: TagMutability) -> Result<Repository> {
-        self.update_repository(name, "tag_mutability", Some(m.as_str().into())).await
+    /// Sets the mutability and its exclusion filters together (one write).
+    pub async fn set_tag_mutability(&self, name: &str, m: TagMutability, exclusions: &[String]) -> Result<Repository> {
+        let n = name.to_string();
+        let registry_id = self.registry_id().to_string();
+        let exclusions = exclusions_json(exclusions);
+        self.inner
+            .store
+            .write(move |tx| -> Result<()> {
+                let updated = tx.execute(
+                    "UPDATE ecr_repositories SET tag_mutability = ?2, tag_mutability_exclusions = ?3 WHERE name = ?1",
+                    params![n, m.as_str(), exclusions],
+                )?;
+                if updated == 0 {
+                    return Err(not_found(&registry_id, &n));
+                }
+                Ok(())
+            })
+            .await?;
+        self.repository(name).await
     }
 
     pub async fn set_scan_on_push(&self, name: &str, scan: bool) -> Result<Repository> {
@@ -519,12 +603,18 @@ impl Registry {
             .inner
             .store
             .write(move |tx| -> Result<bool> {
-                let mutability: Option<String> = tx
-                    .query_row("SELECT tag_mutability FROM ecr_repositories WHERE name = ?1", [&repo], |r| r.get(0))
+                let mutability: Option<(String, String)> = tx
+                    .query_row(
+                        "SELECT tag_mutability, tag_mutability_exclusions FROM ecr_repositories WHERE name = ?1",
+                        [&repo],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
                     .optional()?;
-                let Some(mutability) = mutability else {
+                let Some((mutability, exclusions)) = mutability else {
                     return Err(not_found(&registry_id, &repo));
                 };
+                let mutability = TagMutability::parse(&mutability).unwrap_or(TagMutability::Mutable);
+                let exclusions: Vec<String> = serde_json::from_str(&exclusions).unwrap_or_default();
                 // Everything referenced must be here.
                 let mut missing = Vec::new();
                 for d in &m.blobs {
@@ -568,7 +658,7 @@ impl Registry {
                     None => None,
                 };
                 if let (Some(t), Some(current)) = (&tag, &existing_tag) {
-                    if *current != digest && mutability == TagMutability::Immutable.as_str() {
+                    if *current != digest && mutability.is_fixed(&exclusions, t) {
                         return Err(RegistryError::ImageTagAlreadyExists(format!(
                             "The image tag '{t}' already exists in the '{repo}' repository and cannot be overwritten because the repository is immutable."
                         )));
@@ -757,6 +847,29 @@ impl Registry {
                         pushed_at: Timestamp(pushed),
                         last_pulled_at: pulled.map(Timestamp),
                     });
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// `(index, child)`: the manifests each index in the repository refers to. The lifecycle policy
+    /// keeps the children of an index it keeps.
+    pub async fn index_children(&self, repository: &str) -> Result<Vec<(Digest, Digest)>> {
+        let repo = repository.to_string();
+        self.inner
+            .store
+            .read(move |c| -> Result<Vec<(Digest, Digest)>> {
+                let mut stmt = c.prepare(
+                    "SELECT manifest, digest FROM ecr_manifest_refs WHERE repository = ?1 AND kind = 'manifest'",
+                )?;
+                let rows = stmt.query_map([&repo], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (index, child) = row?;
+                    if let (Ok(index), Ok(child)) = (Digest::parse(&index), Digest::parse(&child)) {
+                        out.push((index, child));
+                    }
                 }
                 Ok(out)
             })
@@ -976,11 +1089,32 @@ impl Registry {
     pub async fn mount_blob(&self, from: &str, to: &str, digest: &Digest) -> Result<Option<u64>> {
         match self.blob_size(from, digest).await? {
             Some(size) => {
+                // Touched before it is linked, so the collector does not remove it in between
+                // (see `gc`); gone already, the client uploads it.
+                if !self.inner.blobs.touch(digest).await.map_err(RegistryError::from_blob)? {
+                    return Ok(None);
+                }
                 self.link_blob(to, digest, size).await?;
                 Ok(Some(size))
             }
             None => Ok(None),
         }
+    }
+
+    /// Repositories with an upload in progress: the collector keeps their blob links, since the
+    /// manifest that will refer to the layers pushed so far has not arrived yet.
+    pub fn repositories_with_uploads(&self) -> HashSet<String> {
+        self.inner.uploads.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+
+    /// Abandons uploads with no activity since `idle_since` (see [`BlobStore::expire_idle_uploads`]).
+    pub async fn expire_idle_uploads(&self, idle_since: std::time::SystemTime) -> Result<Vec<UploadId>> {
+        let expired = self.inner.blobs.expire_idle_uploads(idle_since).await.map_err(RegistryError::from_blob)?;
+        let mut uploads = self.inner.uploads.lock().unwrap_or_else(|e| e.into_inner());
+        for id in &expired {
+            uploads.remove(id);
+        }
+        Ok(expired)
     }
 
     /// Upload ids in progress (the collector must not race them; they live outside `blobs/`).
@@ -1001,10 +1135,10 @@ mod tests {
 
     #[test]
     fn repository_names_follow_ecr() {
-        for ok in ["ab", "app", "team/app", "a-b_c.d/e0", "x/y/z"] {
+        for ok in ["ab", "app", "team/app", "a-b_c.d/e0", "x/y/z", "a--b", "a__b", "a---b"] {
             assert!(validate_repository_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["a", "App", "app/", "/app", "a//b", "a--b", "-a", "a-", "a b", ""] {
+        for bad in ["a", "App", "app/", "/app", "a//b", "a___b", "a..b", "a._b", "-a", "a-", "a b", ""] {
             assert!(validate_repository_name(bad).is_err(), "{bad}");
         }
     }

@@ -58,4 +58,6 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (repository, digest)
     );
     CREATE INDEX ecr_repository_blobs_by_digest ON ecr_repository_blobs (digest);",
+    // 2: tag mutability exclusion filters (IMMUTABLE_WITH_EXCLUSION / MUTABLE_WITH_EXCLUSION)
+    "ALTER TABLE ecr_repositories ADD COLUMN tag_mutability_exclusions TEXT NOT NULL DEFAULT '[]'",
 ];

@@ -6,6 +6,11 @@ use berth_registry::{BlobError, BlobStore, Digest, UploadId};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncReadExt;
 
+#[path = "registry/gc.rs"]
+mod gc;
+#[path = "registry/lifecycle.rs"]
+mod lifecycle;
+
 fn blob_path(root: &Path, digest: &Digest) -> PathBuf {
     root.join("blobs/sha256").join(&digest.hex()[..2]).join(digest.hex())
 }

@@ -23,6 +23,11 @@ pub struct Config {
     /// The registry's host as clients reach it (`--registry-host`, `BERTH_REGISTRY_HOST`): repository
     /// URIs and `proxyEndpoint` use it. `None`: `localhost:<port berth listens on>`.
     pub registry_host: Option<String>,
+    /// How often lifecycle policies are applied and registry garbage is collected.
+    pub registry_maintenance_interval: std::time::Duration,
+    /// What the registry's collector leaves alone: blobs and blob links younger than this (a push
+    /// whose manifest has not arrived yet), and uploads active within it.
+    pub registry_gc_grace: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +61,8 @@ impl Config {
             shutdown_grace: std::time::Duration::from_secs(30),
             oidc: berth_iam::oidc::OidcConfig::default(),
             registry_host: None,
+            registry_maintenance_interval: std::time::Duration::from_secs(3600),
+            registry_gc_grace: std::time::Duration::from_secs(3600),
         })
     }
 }

@@ -56,6 +56,8 @@ pub struct RunningServer {
     pub config: Config,
     /// The services served, with their operation tables.
     pub services: Vec<&'static berth_aws::ServiceSpec>,
+    /// The registry's host as clients reach it (`localhost:4566`).
+    pub registry_host: String,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -105,7 +107,7 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
     let registry = Registry::open(
         store.clone(),
         &config.data_dir.join("registry"),
-        registry_host,
+        registry_host.clone(),
         config.aws.clone(),
         clock.clone(),
     )
@@ -124,8 +126,27 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
 
     let (stop, stop_rx) = watch::channel(false);
     let grace = config.shutdown_grace;
-    let task = tokio::spawn(serve(listener, gateway, data_path, stop_rx, grace, store));
-    Ok(RunningServer { local_addr, data_dir: config.data_dir.clone(), root, config, services, stop, task })
+    // Lifecycle policies and garbage collection, stopped with the server (it holds the store).
+    let maintenance = berth_registry::maintenance::spawn(
+        data_path.registry().clone(),
+        config.registry_maintenance_interval,
+        config.registry_gc_grace,
+        stop_rx.clone(),
+    );
+    let task = tokio::spawn(async move {
+        serve(listener, gateway, data_path, stop_rx, grace, store).await;
+        let _ = maintenance.await;
+    });
+    Ok(RunningServer {
+        local_addr,
+        data_dir: config.data_dir.clone(),
+        root,
+        config,
+        services,
+        registry_host,
+        stop,
+        task,
+    })
 }
 
 fn write_endpoint_file(data_dir: &Path, addr: SocketAddr) -> Result<(), ServerError> {

@@ -7,8 +7,14 @@
 //! service cannot be reached from here, so a real issuer on 127.0.0.1 stands in for it
 //! ([`stand_in_issuer`]). Every call goes through berth's API, signed as the aws CLI signs it
 //! (AssumeRoleWithWebIdentity unsigned, as the CLI sends it). Each capability adds its step as it lands
-//! (registry, cluster and service, secrets, logs, blue/green).
+//! (cluster and service, secrets, logs, blue/green).
+//!
+//! The second step is "push image :<sha> and :latest" to an ECR repository whose tags are immutable
+//! except `latest`: the session logs in with `ecr get-login-password`, pushes a one-layer image with
+//! the OCI distribution calls docker makes ([`image`]), sees it with `describe-images`, is refused
+//! when it pushes other content under the same `:<sha>`, and pulls it back by digest.
 
+mod image;
 mod stand_in_issuer;
 
 use std::future::Future;
@@ -29,6 +35,8 @@ const IAM: &str = "2010-05-08";
 const STS: &str = "2011-06-15";
 const ROLE: &str = "deploy";
 const ROLE_POLICY: &str = "deploy-least-privilege";
+/// The ECR repository the workflow pushes to.
+const REPOSITORY: &str = "acme/shop";
 /// The session name `aws-actions/configure-aws-credentials` uses by default.
 const SESSION: &str = "GitHubActions";
 
@@ -120,7 +128,10 @@ pub async fn run(data_dir: Option<PathBuf>, listen: &str) -> anyhow::Result<()> 
         }
     };
 
-    let outcome = oidc_deploy_role(&mut steps, &server, &issuer).await;
+    let outcome = match oidc_deploy_role(&mut steps, &server, &issuer).await {
+        Ok(deploy) => push_image(&mut steps, &server, &deploy).await,
+        Err(e) => Err(e),
+    };
 
     println!();
     steps
@@ -132,14 +143,18 @@ pub async fn run(data_dir: Option<PathBuf>, listen: &str) -> anyhow::Result<()> 
         .await?;
     outcome?;
     println!(
-        "\ndone in {:.1} s. Coming as they land: registry push, cluster and service, secrets, logs, blue/green.",
+        "\ndone in {:.1} s. Coming as they land: cluster and service, secrets, logs, blue/green.",
         steps.started.elapsed().as_secs_f64()
     );
     Ok(())
 }
 
-/// The seed's "GitHub Actions → OIDC AssumeRole (least-privileged)".
-async fn oidc_deploy_role(steps: &mut Steps, server: &RunningServer, issuer: &StandInIssuer) -> anyhow::Result<()> {
+/// The seed's "GitHub Actions → OIDC AssumeRole (least-privileged)". Returns the deploy session's client.
+async fn oidc_deploy_role(
+    steps: &mut Steps,
+    server: &RunningServer,
+    issuer: &StandInIssuer,
+) -> anyhow::Result<ApiClient> {
     let root = berth_server::testing::root_client(server);
     println!("\nGitHub Actions → OIDC AssumeRole (least-privileged)");
     println!("  the account's admin (root key), once:");
@@ -156,7 +171,15 @@ async fn oidc_deploy_role(steps: &mut Steps, server: &RunningServer, issuer: &St
             create_role(&root, issuer, &provider_arn),
         )
         .await?;
-    steps.step("iam put-role-policy deploy: least privilege", put_role_policy(&root, &role_arn)).await?;
+    steps
+        .step(
+            "ecr create-repository acme/shop: tags immutable, except latest",
+            create_repository(&root, &server.registry_host),
+        )
+        .await?;
+    let repo_arn =
+        format!("arn:aws:ecr:{}:{}:repository/{REPOSITORY}", server.config.aws.region, server.config.aws.account_id);
+    steps.step("iam put-role-policy deploy: least privilege", put_role_policy(&root, &role_arn, &repo_arn)).await?;
 
     println!("\n  the deploy workflow of a push to main of acme/shop:");
     let token = steps
@@ -221,7 +244,129 @@ async fn oidc_deploy_role(steps: &mut Steps, server: &RunningServer, issuer: &St
             ))
         })
         .await?;
+    Ok(deploy)
+}
+
+/// The seed's "push image :<sha> and :latest" to the ECR repository, as the deploy session.
+async fn push_image(steps: &mut Steps, server: &RunningServer, deploy: &ApiClient) -> anyhow::Result<()> {
+    println!("\nPush image :<sha> and :latest → Amazon ECR Repository");
+    println!("  the deploy workflow, with the session's credentials:");
+    let basic = steps
+        .step("aws ecr get-login-password | docker login -u AWS --password-stdin", async {
+            let resp = ok(
+                deploy.json("ecr", &ecr_target("GetAuthorizationToken"), &serde_json::json!({})).await?,
+                "GetAuthorizationToken",
+            )?;
+            let v: serde_json::Value = serde_json::from_slice(&resp.body)?;
+            let data = &v["authorizationData"][0];
+            let token = data["authorizationToken"].as_str().context("no authorizationToken")?.to_string();
+            let detail = format!(
+                "proxyEndpoint {} · password valid until {} (12 h, or the session's end if sooner)",
+                data["proxyEndpoint"].as_str().unwrap_or_default(),
+                berth_aws::time::Timestamp(data["expiresAt"].as_f64().unwrap_or_default() as i64).iso8601()
+            );
+            Ok((token, detail))
+        })
+        .await?;
+    let pusher = image::Pusher { client: deploy, repository: REPOSITORY.to_string(), basic };
+    let sha = PUSH_TO_MAIN.sha;
+    let site = format!("<h1>acme shop</h1><p>built from {sha}</p>\n");
+    let built = image::Image::build("srv/index.html", site.as_bytes(), sha);
+    let uri = format!("{}/{REPOSITORY}", server.registry_host);
+    steps
+        .step(&format!("docker push {uri}:{sha}"), async {
+            let (uploaded, resp) = pusher.push(&built, sha).await?;
+            if resp.status != 201 {
+                bail!("the manifest PUT answered {}: {}", resp.status, resp.text());
+            }
+            let digest = resp.headers.get("docker-content-digest").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            ensure!(digest == built.digest(), "berth names the image {digest}, the bytes hash to {}", built.digest());
+            Ok((
+                (),
+                format!(
+                    "{uploaded} blobs uploaded and verified (layer {} B, config) · manifest {}",
+                    built.layer.len(),
+                    short(digest)
+                ),
+            ))
+        })
+        .await?;
+    steps
+        .step(&format!("docker push {uri}:latest"), async {
+            let (uploaded, resp) = pusher.push(&built, "latest").await?;
+            if resp.status != 201 {
+                bail!("the manifest PUT answered {}: {}", resp.status, resp.text());
+            }
+            Ok(((), format!("{uploaded} blobs uploaded: berth already had both · latest → {}", short(&built.digest()))))
+        })
+        .await?;
+    steps
+        .step(&format!("aws ecr describe-images --repository-name {REPOSITORY}"), async {
+            let input = serde_json::json!({ "repositoryName": REPOSITORY });
+            let resp = ok(deploy.json("ecr", &ecr_target("DescribeImages"), &input).await?, "DescribeImages")?;
+            let v: serde_json::Value = serde_json::from_slice(&resp.body)?;
+            let images = v["imageDetails"].as_array().context("no imageDetails")?;
+            ensure!(images.len() == 1, "expected one image, found {}", images.len());
+            let d = &images[0];
+            let mut tags: Vec<&str> =
+                d["imageTags"].as_array().into_iter().flatten().filter_map(|t| t.as_str()).collect();
+            tags.sort();
+            ensure!(tags == [sha, "latest"], "the image's tags are {tags:?}");
+            Ok((
+                (),
+                format!(
+                    "one image {} · tags {}… and latest · {} B · {}",
+                    short(d["imageDigest"].as_str().unwrap_or_default()),
+                    &sha[..7],
+                    d["imageSizeInBytes"],
+                    d["imageManifestMediaType"].as_str().unwrap_or_default()
+                ),
+            ))
+        })
+        .await?;
+    steps
+        .step(&format!("refused: pushing other content as :{}… (the tag is immutable)", &sha[..7]), async {
+            let other = image::Image::build("srv/index.html", b"<h1>tampered</h1>\n", sha);
+            let (_, resp) = pusher.push(&other, sha).await?;
+            ensure!(
+                resp.status == 400 && resp.text().contains("TAG_INVALID"),
+                "expected 400 TAG_INVALID, got {}: {}",
+                resp.status,
+                resp.text()
+            );
+            let v: serde_json::Value = serde_json::from_slice(&resp.body)?;
+            Ok(((), format!("400 TAG_INVALID: {}", v["errors"][0]["message"].as_str().unwrap_or_default())))
+        })
+        .await?;
+    steps
+        .step("a task pulls by digest: docker pull …@sha256:…", async {
+            let resp = pusher.pull_manifest(&built.digest()).await?;
+            ensure!(resp.status == 200, "the pull answered {}: {}", resp.status, resp.text());
+            ensure!(resp.body[..] == built.manifest[..], "the pulled manifest differs from the pushed one");
+            Ok((
+                (),
+                format!("the manifest came back byte for byte ({} B, {})", resp.body.len(), image::MANIFEST_MEDIA_TYPE),
+            ))
+        })
+        .await?;
     Ok(())
+}
+
+fn ecr_target(operation: &str) -> String {
+    format!("AmazonEC2ContainerRegistry_V20150921.{operation}")
+}
+
+async fn create_repository(root: &ApiClient, registry_host: &str) -> anyhow::Result<((), String)> {
+    let input = serde_json::json!({
+        "repositoryName": REPOSITORY,
+        "imageTagMutability": "IMMUTABLE_WITH_EXCLUSION",
+        "imageTagMutabilityExclusionFilters": [{ "filterType": "WILDCARD", "filter": "latest" }],
+    });
+    let resp = ok(root.json("ecr", &ecr_target("CreateRepository"), &input).await?, "CreateRepository")?;
+    let v: serde_json::Value = serde_json::from_slice(&resp.body)?;
+    let uri = v["repository"]["repositoryUri"].as_str().context("no repositoryUri")?;
+    ensure!(uri == format!("{registry_host}/{REPOSITORY}"), "unexpected repositoryUri {uri}");
+    Ok(((), format!("{uri} · IMMUTABLE_WITH_EXCLUSION: a :<sha> never moves, :latest may")))
 }
 
 async fn caller_identity(client: &ApiClient) -> anyhow::Result<((), String)> {
@@ -281,13 +426,22 @@ async fn create_role(root: &ApiClient, issuer: &StandInIssuer, provider_arn: &st
     Ok((arn, detail))
 }
 
-async fn put_role_policy(root: &ApiClient, role_arn: &str) -> anyhow::Result<((), String)> {
-    // What the demo's deploy needs today; ecr: and ecs: actions join as those services land.
-    let policy =
-        policy_document(&format!(r#"{{"Effect": "Allow", "Action": "iam:GetRole", "Resource": "{role_arn}"}}"#));
+async fn put_role_policy(root: &ApiClient, role_arn: &str, repo_arn: &str) -> anyhow::Result<((), String)> {
+    // What the demo's deploy needs today; ecs: actions join as that service lands.
+    let policy = policy_document(&format!(
+        r#"{{"Effect": "Allow", "Action": "iam:GetRole", "Resource": "{role_arn}"}},
+           {{"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"}},
+           {{"Effect": "Allow", "Action": ["ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart",
+             "ecr:CompleteLayerUpload", "ecr:PutImage", "ecr:BatchGetImage", "ecr:DescribeImages"], "Resource": "{repo_arn}"}}"#
+    ));
     let params = [("RoleName", ROLE), ("PolicyName", ROLE_POLICY), ("PolicyDocument", policy.as_str())];
     ok(root.query("iam", "PutRolePolicy", IAM, &params).await?, "PutRolePolicy")?;
-    Ok(((), format!("inline policy {ROLE_POLICY}: Allow iam:GetRole on {role_arn}; everything else is denied")))
+    Ok((
+        (),
+        format!(
+            "inline policy {ROLE_POLICY}: iam:GetRole on the role; ecr:GetAuthorizationToken; push, pull and describe on {REPOSITORY} only; everything else is denied"
+        ),
+    ))
 }
 
 fn describe_token(issuer: &StandInIssuer, run: &WorkflowRun<'_>) -> String {

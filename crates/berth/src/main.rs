@@ -33,6 +33,9 @@ struct ServerArgs {
     /// The region berth serves.
     #[arg(long, env = "BERTH_REGION")]
     region: Option<String>,
+    /// The registry's host as docker reaches it, for repository URIs (default: localhost:<port>).
+    #[arg(long, env = "BERTH_REGISTRY_HOST")]
+    registry_host: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -90,12 +93,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn config(args: &ServerArgs) -> anyhow::Result<berth_server::Config> {
-    Ok(berth_server::Config::new(
+    let mut config = berth_server::Config::new(
         &args.listen,
         args.data_dir.clone(),
         args.account_id.as_deref(),
         args.region.as_deref(),
-    )?)
+    )?;
+    config.registry_host = args.registry_host.clone();
+    Ok(config)
 }
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
@@ -116,6 +121,10 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     println!("  data dir  {}", running.data_dir.display());
     println!("  account   {}  region {}", running.config.aws.account_id, running.config.aws.region);
     println!("  root key  {} ({key_source})", running.root.access_key_id);
+    println!(
+        "  registry  {} (docker login -u AWS -p $(aws ecr get-login-password) {})",
+        running.registry_host, running.registry_host
+    );
     println!("point the aws CLI and SDKs at it:  {env_cmd}");
     running.run_until(stop).await;
     Ok(())
