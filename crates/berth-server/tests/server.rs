@@ -136,5 +136,9 @@ async fn shutdown_lets_in_flight_requests_finish() {
     server.shutdown().await;
 }
 
+#[path = "server/ecr.rs"]
+mod ecr;
 #[path = "server/iam.rs"]
 mod iam;
+#[path = "server/registry.rs"]
+mod registry;
