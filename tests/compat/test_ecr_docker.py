@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import subprocess
 import uuid
 from pathlib import Path
@@ -219,3 +220,34 @@ def test_a_corrupted_upload_is_refused_and_anonymous_requests_are_challenged(ber
     avail = ecr.batch_check_layer_availability(repositoryName=name, layerDigests=[wrong])
     assert avail["layers"] == []
     assert [(f["layerDigest"], f["failureCode"]) for f in avail["failures"]] == [(wrong, "MissingLayerDigest")]
+
+
+def test_a_pushed_image_survives_kill_9_and_the_password_still_works(berth_factory, tools, tmp_path):
+    """An acknowledged push is durable: SIGKILL right after `docker push`, start berth again on the
+    same data dir, and the image pulls by digest and runs. The registry password, signed with the key
+    in the data dir, is still accepted by the new process."""
+    server = berth_factory("ecr-kill")
+    server.start()
+    env = dict(os.environ, DOCKER_CONFIG=str(tmp_path / "docker-config"))
+    name = repo_name("durable")
+    server.client("ecr").create_repository(repositoryName=name)
+    pw = server.aws("ecr", "get-login-password")
+    assert pw.returncode == 0, pw.stderr
+    password = pw.stdout.strip()
+    host = f"localhost:{server.port}"
+    run("docker", "login", "-u", "AWS", "--password-stdin", host, env=env, input=password.encode())
+    image = f"{host}/{name}:v1"
+    build_image(tmp_path, image, env, {"kept.txt": b"still here\n", "blob.bin": os.urandom(100_000)})
+    run("docker", "push", image, env=env)
+    digest = server.client("ecr").describe_images(repositoryName=name)["imageDetails"][0]["imageDigest"]
+    run("docker", "rmi", image, env=env)
+
+    server.kill()  # SIGKILL: no shutdown work at all
+    server.start()  # same data dir, new port
+    host = f"localhost:{server.port}"
+    run("docker", "login", "-u", "AWS", "--password-stdin", host, env=env, input=password.encode())
+    by_digest = f"{host}/{name}@{digest}"
+    run("docker", "pull", by_digest, env=env)
+    assert run("docker", "run", "--rm", by_digest, env=env).stdout == b"still here\n"
+    run("docker", "rmi", by_digest, env=env, check=False)
+    assert server.stop(signal.SIGTERM) == 0

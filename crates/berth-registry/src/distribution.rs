@@ -130,23 +130,12 @@ fn registry_error(e: RegistryError, doing: Doing) -> OciError {
         E::InvalidLayerPart(_) => (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID"),
         E::EmptyUpload(_) => (StatusCode::BAD_REQUEST, "SIZE_INVALID"),
         E::LimitExceeded(_) => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
-        // The registry names the member it refused (`Invalid parameter at '<member>'`).
-        E::InvalidParameter(m) => {
-            let code = if m.contains("'ImageManifest'") {
-                "MANIFEST_INVALID"
-            } else if m.contains("'repositoryName'") {
-                "NAME_INVALID"
-            } else if m.contains("'imageTag'") {
-                "TAG_INVALID"
-            } else if m.contains("igest") {
-                "DIGEST_INVALID"
-            } else if doing == Doing::ManifestPut {
-                "MANIFEST_INVALID"
-            } else {
-                "UNSUPPORTED"
-            };
-            (StatusCode::BAD_REQUEST, code)
-        }
+        E::InvalidManifest(_) => (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
+        E::InvalidName(_) => (StatusCode::BAD_REQUEST, "NAME_INVALID"),
+        E::InvalidTag(_) => (StatusCode::BAD_REQUEST, "TAG_INVALID"),
+        E::InvalidDigest(_) => (StatusCode::BAD_REQUEST, "DIGEST_INVALID"),
+        E::InvalidParameter(_) if doing == Doing::ManifestPut => (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
+        E::InvalidParameter(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),
         E::Store(_) | E::Blob(_) => {
             tracing::error!(error = %e, source = ?std::error::Error::source(&e), "registry data path failure");
             return OciError::new(
@@ -1321,13 +1310,10 @@ mod tests {
         assert_eq!(m(E::ImageTagAlreadyExists("x".into()), Doing::ManifestPut), (400, "TAG_INVALID"));
         assert_eq!(m(E::InvalidLayerPart("x".into()), Doing::Other), (416, "BLOB_UPLOAD_INVALID"));
         assert_eq!(
-            m(E::InvalidParameter("Invalid parameter at 'ImageManifest': bad digest".into()), Doing::ManifestPut),
+            m(E::InvalidManifest("Invalid parameter at 'ImageManifest': bad digest".into()), Doing::ManifestPut),
             (400, "MANIFEST_INVALID")
         );
-        assert_eq!(
-            m(E::InvalidParameter("Invalid parameter at 'imageTag'".into()), Doing::Other),
-            (400, "TAG_INVALID")
-        );
+        assert_eq!(m(E::InvalidTag("Invalid parameter at 'imageTag'".into()), Doing::Other), (400, "TAG_INVALID"));
         let io = std::io::Error::other("secret path");
         let e = registry_error(E::Blob(crate::BlobError::Io { path: "/secret/path".into(), source: io }), Doing::Other);
         assert_eq!((e.status.as_u16(), e.code), (500, "UNKNOWN"));

@@ -1134,7 +1134,11 @@ impl EcrService {
                 Some(size) => {
                     layers.push(json!({ "layerDigest": d, "layerAvailability": "AVAILABLE", "layerSize": size }))
                 }
-                None => layers.push(json!({ "layerDigest": d, "layerAvailability": "UNAVAILABLE" })),
+                // As ECR (and moto, which follows it) answers: a layer the repository lacks is a failure.
+                None => failures.push(json!({
+                    "layerDigest": d, "failureCode": "MissingLayerDigest",
+                    "failureReason": "Could not find layer",
+                })),
             }
         }
         Ok(json!({ "layers": layers, "failures": failures }))

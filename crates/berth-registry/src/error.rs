@@ -43,6 +43,18 @@ pub enum RegistryError {
     RepositoryPolicyNotFound(String),
     #[error("{0}")]
     InvalidParameter(String),
+    /// `InvalidParameterException` about a manifest (the data path's `MANIFEST_INVALID`).
+    #[error("{0}")]
+    InvalidManifest(String),
+    /// `InvalidParameterException` about a repository name (`NAME_INVALID`).
+    #[error("{0}")]
+    InvalidName(String),
+    /// `InvalidParameterException` about a tag (`TAG_INVALID`).
+    #[error("{0}")]
+    InvalidTag(String),
+    /// `InvalidParameterException` about a digest (`DIGEST_INVALID`).
+    #[error("{0}")]
+    InvalidDigest(String),
     #[error("{0}")]
     InvalidTagParameter(String),
     #[error("{0}")]
@@ -84,7 +96,9 @@ impl RegistryError {
             EmptyUpload(_) => "EmptyUploadException",
             LifecyclePolicyNotFound(_) => "LifecyclePolicyNotFoundException",
             RepositoryPolicyNotFound(_) => "RepositoryPolicyNotFoundException",
-            InvalidParameter(_) => "InvalidParameterException",
+            InvalidParameter(_) | InvalidManifest(_) | InvalidName(_) | InvalidTag(_) | InvalidDigest(_) => {
+                "InvalidParameterException"
+            }
             InvalidTagParameter(_) => "InvalidTagParameterException",
             TooManyTags(_) => "TooManyTagsException",
             Validation(_) => "ValidationException",
@@ -112,9 +126,7 @@ impl RegistryError {
             BlobError::DigestMismatch { expected, actual } => RegistryError::InvalidLayer(format!(
                 "The uploaded layer has digest '{actual}', not the expected '{expected}'"
             )),
-            BlobError::InvalidDigest(reason) => {
-                RegistryError::InvalidParameter(format!("Invalid layer digest: {reason}"))
-            }
+            BlobError::InvalidDigest(reason) => RegistryError::InvalidDigest(format!("Invalid layer digest: {reason}")),
             e @ BlobError::RangeNotSatisfiable { .. } => RegistryError::InvalidParameter(e.to_string()),
             e @ BlobError::Io { .. } => RegistryError::Blob(e),
         }

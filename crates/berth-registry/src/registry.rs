@@ -123,7 +123,7 @@ impl Reference {
         if s.contains(':') {
             Digest::parse(s)
                 .map(Reference::Digest)
-                .map_err(|e| RegistryError::InvalidParameter(format!("Invalid parameter at 'imageDigest': {e}")))
+                .map_err(|e| RegistryError::InvalidDigest(format!("Invalid parameter at 'imageDigest': {e}")))
         } else {
             validate_tag(s)?;
             Ok(Reference::Tag(s.to_string()))
@@ -236,7 +236,7 @@ pub fn validate_repository_name(name: &str) -> Result<()> {
     if (2..=256).contains(&name.len()) && name.split('/').all(component_ok) {
         Ok(())
     } else {
-        Err(RegistryError::InvalidParameter(format!(
+        Err(RegistryError::InvalidName(format!(
             "Invalid parameter at 'repositoryName' failed to satisfy constraint: 'must satisfy regular expression '[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*(\\/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*)*'' (value '{name}')"
         )))
     }
@@ -252,7 +252,7 @@ pub fn validate_tag(tag: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(RegistryError::InvalidParameter(format!(
+        Err(RegistryError::InvalidTag(format!(
             "Invalid parameter at 'imageTag' failed to satisfy constraint: 'must match [a-zA-Z0-9_][a-zA-Z0-9._-]{{0,127}}' (value '{tag}')"
         )))
     }
@@ -584,7 +584,7 @@ impl Registry {
             validate_tag(t)?;
         }
         let manifest = manifest::parse(&body, declared_media_type)
-            .map_err(|e| RegistryError::InvalidParameter(format!("Invalid parameter at 'ImageManifest': {e}")))?;
+            .map_err(|e| RegistryError::InvalidManifest(format!("Invalid parameter at 'ImageManifest': {e}")))?;
         if let Some(expected) = expected {
             if *expected != manifest.digest {
                 return Err(RegistryError::ImageDigestDoesNotMatch(format!(

@@ -284,8 +284,12 @@ async fn push_image(steps: &mut Steps, server: &RunningServer, deploy: &ApiClien
             Ok((
                 (),
                 format!(
-                    "{uploaded} blobs uploaded and verified (layer {} B, config) · manifest {}",
-                    built.layer.len(),
+                    "{} · manifest {}",
+                    if uploaded == 0 {
+                        "berth already had both blobs".to_string()
+                    } else {
+                        format!("{uploaded} blobs uploaded and verified (layer {} B, config)", built.layer.len())
+                    },
                     short(digest)
                 ),
             ))
@@ -362,11 +366,21 @@ async fn create_repository(root: &ApiClient, registry_host: &str) -> anyhow::Res
         "imageTagMutability": "IMMUTABLE_WITH_EXCLUSION",
         "imageTagMutabilityExclusionFilters": [{ "filterType": "WILDCARD", "filter": "latest" }],
     });
-    let resp = ok(root.json("ecr", &ecr_target("CreateRepository"), &input).await?, "CreateRepository")?;
+    let resp = root.json("ecr", &ecr_target("CreateRepository"), &input).await?;
+    let kept = resp.status == 400 && resp.text().contains("RepositoryAlreadyExistsException");
+    if kept {
+        // A data dir kept from an earlier run: the same settings again.
+        ok(root.json("ecr", &ecr_target("PutImageTagMutability"), &input).await?, "PutImageTagMutability")?;
+    } else {
+        ok(resp, "CreateRepository")?;
+    }
+    let described = serde_json::json!({ "repositoryNames": [REPOSITORY] });
+    let resp = ok(root.json("ecr", &ecr_target("DescribeRepositories"), &described).await?, "DescribeRepositories")?;
     let v: serde_json::Value = serde_json::from_slice(&resp.body)?;
-    let uri = v["repository"]["repositoryUri"].as_str().context("no repositoryUri")?;
+    let uri = v["repositories"][0]["repositoryUri"].as_str().context("no repositoryUri")?;
     ensure!(uri == format!("{registry_host}/{REPOSITORY}"), "unexpected repositoryUri {uri}");
-    Ok(((), format!("{uri} · IMMUTABLE_WITH_EXCLUSION: a :<sha> never moves, :latest may")))
+    let kept = if kept { " (kept from an earlier run; settings reapplied)" } else { "" };
+    Ok(((), format!("{uri}{kept} · IMMUTABLE_WITH_EXCLUSION: a :<sha> never moves, :latest may")))
 }
 
 async fn caller_identity(client: &ApiClient) -> anyhow::Result<((), String)> {

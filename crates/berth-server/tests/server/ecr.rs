@@ -376,10 +376,11 @@ async fn ecr_layers_are_uploaded_in_parts_checked_and_verified() {
         json!({ "repositoryName": "layers", "layerDigests": [digest, "sha256:nothex", ""] }),
     )
     .await);
-    assert_eq!(check["layers"], json!([{ "layerDigest": digest, "layerAvailability": "UNAVAILABLE" }]));
+    assert_eq!(check["layers"], json!([]));
     let codes: Vec<&str> =
         check["failures"].as_array().unwrap().iter().map(|f| f["failureCode"].as_str().unwrap()).collect();
-    assert_eq!(codes, ["InvalidLayerDigest", "MissingLayerDigest"]);
+    assert_eq!(codes, ["MissingLayerDigest", "InvalidLayerDigest", "MissingLayerDigest"]);
+    assert_eq!(check["failures"][0]["layerDigest"], digest.as_str());
 
     // Only one digest, and the right one: a wrong digest discards the upload.
     err(
@@ -435,7 +436,8 @@ async fn ecr_layers_are_uploaded_in_parts_checked_and_verified() {
     // Another repository does not have it.
     let other =
         ok(ecr(c, "BatchCheckLayerAvailability", json!({ "repositoryName": "other", "layerDigests": [digest] })).await);
-    assert_eq!(other["layers"][0]["layerAvailability"], "UNAVAILABLE");
+    assert_eq!(other["layers"], json!([]));
+    assert_eq!(other["failures"][0]["failureCode"], "MissingLayerDigest");
     err(
         ecr(c, "GetDownloadUrlForLayer", json!({ "repositoryName": "other", "layerDigest": digest })).await,
         "LayersNotFoundException",
