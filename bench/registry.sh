@@ -31,7 +31,9 @@ if [ -n "${BERTH_BIN:-}" ]; then
   command_line="BERTH_BIN=$BERTH_BIN $command_line"
 else
   step "Build: cargo build --release -p berth --locked"
-  note_text="(release build of commit $(git rev-parse --short HEAD)$([ -n "$(git status --porcelain -- crates Cargo.toml Cargo.lock)" ] && echo ' with uncommitted changes'))"
+  dirty=""
+  if [ -n "$(git status --porcelain -- crates Cargo.toml Cargo.lock)" ]; then dirty=" with uncommitted changes"; fi
+  note_text="(release build of commit $(git rev-parse --short HEAD)$dirty)"
   cargo build --release -p berth --locked
   BERTH="${CARGO_TARGET_DIR:-$BERTH_ROOT/target}/release/berth"
 fi
