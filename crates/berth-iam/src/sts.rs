@@ -6,8 +6,8 @@ use base64::Engine;
 use berth_aws::time::{SharedClock, Timestamp};
 use berth_aws::xml::XmlWriter;
 use berth_aws::{
-    ids, Auth, AuthzRequest, AwsError, BoxFuture, Input, Operation, Output, Protocol, QueryInput, RequestContext,
-    Service, ServiceSpec,
+    ids, Auth, AuthzRequest, AwsContext, AwsError, BoxFuture, Input, Operation, Output, Protocol, QueryInput,
+    RequestContext, Service, ServiceSpec,
 };
 use berth_store::rusqlite::params;
 use berth_store::Store;
@@ -48,13 +48,25 @@ pub struct StsService {
 }
 
 /// Temporary credentials handed out by STS.
-struct Session {
-    access_key_id: String,
-    secret_access_key: String,
-    session_token: String,
-    expires_at: Timestamp,
-    assumed_role_id: String,
-    arn: String,
+#[derive(Clone)]
+pub struct Session {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    pub expires_at: Timestamp,
+    pub assumed_role_id: String,
+    /// `arn:aws:sts::<acct>:assumed-role/<role>/<session>`.
+    pub arn: String,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("access_key_id", &self.access_key_id)
+            .field("expires_at", &self.expires_at)
+            .field("arn", &self.arn)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StsService {
@@ -98,7 +110,7 @@ impl StsService {
         if !self.assume_role_allowed(&request, &role) {
             return Err(denied().into());
         }
-        let session = self.create_session(ctx, &role, &session_name, now, duration).await?;
+        let session = self.create_session(&ctx.aws, &role, &session_name, now, duration).await?;
         let mut w = XmlWriter::new();
         write_credentials(&mut w, &session);
         w.elem("PackedPolicySize", "0");
@@ -198,7 +210,7 @@ impl StsService {
             tracing::info!(role = %role.arn, provider = %provider.arn, sub = %verified.subject, "web identity refused by the trust policy");
             return Err(denied().into());
         }
-        let session = self.create_session(ctx, &role, &session_name, now, duration).await?;
+        let session = self.create_session(&ctx.aws, &role, &session_name, now, duration).await?;
         let mut w = XmlWriter::new();
         write_credentials(&mut w, &session);
         w.elem("SubjectFromWebIdentityToken", &verified.subject)
@@ -210,8 +222,12 @@ impl StsService {
 
     /// The role an ARN names, if it is one of this account's roles.
     fn role_for(&self, ctx: &RequestContext, role_arn: &str) -> Option<Arc<RoleEntry>> {
+        self.role_in(&ctx.aws, role_arn)
+    }
+
+    fn role_in(&self, aws: &AwsContext, role_arn: &str) -> Option<Arc<RoleEntry>> {
         let arn = berth_aws::context::Arn::parse(role_arn)?;
-        if arn.service != "iam" || arn.account_id != ctx.aws.account_id || !arn.resource.starts_with("role/") {
+        if arn.service != "iam" || arn.account_id != aws.account_id || !arn.resource.starts_with("role/") {
             return None;
         }
         let name = arn.resource.rsplit('/').next()?;
@@ -219,10 +235,66 @@ impl StsService {
         (role.arn == role_arn).then_some(role)
     }
 
+    /// A session for an AWS service that acts with a role, as ECS does for a task's role and
+    /// execution role (`service` = `ecs-tasks.amazonaws.com`): the role's trust policy must allow
+    /// `sts:AssumeRole` for that service principal, else `AccessDenied` in AWS's words. The trust
+    /// policy sees `aws:SourceAccount` (this account) and `aws:SourceArn` (`source_arn`, e.g. the
+    /// task's ARN), the keys AWS's confused-deputy guidance has trust policies check.
+    pub async fn assume_role_for_service(
+        &self,
+        role_arn: &str,
+        service: &str,
+        source_arn: Option<&str>,
+        session_name: &str,
+        duration: i64,
+    ) -> Result<Session, IamError> {
+        let aws = self.state.aws().clone();
+        let denied = || {
+            IamError::AccessDenied(format!(
+                "{service} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+            ))
+        };
+        let role = self.role_in(&aws, role_arn).ok_or_else(denied)?;
+        let now = self.now();
+        let principal = berth_aws::Principal {
+            arn: service.to_string(),
+            user_id: service.to_string(),
+            account_id: String::new(),
+            access_key_id: String::new(),
+            kind: berth_aws::PrincipalKind::Anonymous,
+        };
+        let request = AuthzRequest {
+            principal: &principal,
+            action: "sts:AssumeRole",
+            resource: &role.arn,
+            source_ip: None,
+            now,
+            region: &aws.region,
+            resource_policy: None,
+        };
+        let mut keys = self.state.request_keys(&principal, &request);
+        keys.set("aws:SourceAccount", aws.account_id.as_str());
+        if let Some(arn) = source_arn {
+            keys.set("aws:SourceArn", arn);
+        }
+        let caller = PrincipalId::Service(service.to_string());
+        let ctx = policy::RequestContext {
+            action: "sts:AssumeRole",
+            resource: &role.arn,
+            principal: Some(&caller),
+            keys: &keys,
+        };
+        if policy::evaluate([role.trust_policy.as_ref()], &ctx) != Decision::Allow {
+            return Err(denied());
+        }
+        let duration = duration.clamp(MIN_DURATION_SECONDS, role.max_session_duration.max(MIN_DURATION_SECONDS));
+        self.create_session(&aws, &role, session_name, now, duration).await
+    }
+
     /// session_create: the credentials are durable before they are handed out.
     async fn create_session(
         &self,
-        ctx: &RequestContext,
+        aws: &AwsContext,
         role: &RoleEntry,
         session_name: &str,
         now: Timestamp,
@@ -236,7 +308,7 @@ impl StsService {
             session_token: base64::engine::general_purpose::STANDARD.encode(token),
             expires_at: Timestamp(now.0 + duration),
             assumed_role_id: format!("{}:{session_name}", role.role_id),
-            arn: ctx.aws.global_arn("sts", &format!("assumed-role/{}/{session_name}", role.role_name)),
+            arn: aws.global_arn("sts", &format!("assumed-role/{}/{session_name}", role.role_name)),
         };
         let row = (
             session.access_key_id.clone(),

@@ -12,3 +12,6 @@ mod policies_api;
 
 #[path = "iam/keys_and_providers.rs"]
 mod keys_and_providers;
+
+#[path = "iam/service_sessions.rs"]
+mod service_sessions;
