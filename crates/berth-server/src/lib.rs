@@ -2,6 +2,7 @@
 //! Also the in-process test harness ([`testing`]) and a signed API client ([`client`]).
 #![forbid(unsafe_code)]
 
+pub mod adapters;
 pub mod client;
 pub mod config;
 pub mod testing;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use berth_aws::time::Timestamp;
 use berth_aws::time::{SharedClock, SystemClock};
 use berth_aws::Gateway;
+use berth_ecs::EcsService;
 use berth_iam::oidc::OidcVerifier;
 use berth_iam::{IamService, IamState, RootCredentials, StsService};
 use berth_registry::distribution::{full, Body};
@@ -118,6 +120,7 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
     gateway.register(Arc::new(StsService::new(store.clone(), clock.clone(), iam_state.clone(), verifier)));
     gateway.register(Arc::new(IamService::new(store.clone(), clock.clone(), iam_state.clone())));
     gateway.register(Arc::new(EcrService::new(registry.clone(), iam_state.clone())));
+    gateway.register(Arc::new(EcsService::open(store.clone(), clock.clone(), config.aws.clone(), iam_state.clone())?));
     let gateway = Arc::new(gateway);
     let services = gateway.specs();
     let data_path = Arc::new(DataPath::new(registry, iam_state.clone(), iam_state));

@@ -138,6 +138,8 @@ async fn shutdown_lets_in_flight_requests_finish() {
 
 #[path = "server/ecr.rs"]
 mod ecr;
+#[path = "server/ecs.rs"]
+mod ecs;
 #[path = "server/iam.rs"]
 mod iam;
 #[path = "server/registry.rs"]
