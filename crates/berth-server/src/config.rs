@@ -28,6 +28,10 @@ pub struct Config {
     /// What the registry's collector leaves alone: blobs and blob links younger than this (a push
     /// whose manifest has not arrived yet), and uploads active within it.
     pub registry_gc_grace: std::time::Duration,
+    /// Where the task endpoint listens (task credentials and metadata v4, `--task-endpoint`):
+    /// `169.254.170.2:80` for real use (containers' SDKs look there); `None` (the library default,
+    /// so parallel test servers do not fight over the one address) serves none.
+    pub task_endpoint: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +67,7 @@ impl Config {
             registry_host: None,
             registry_maintenance_interval: std::time::Duration::from_secs(3600),
             registry_gc_grace: std::time::Duration::from_secs(3600),
+            task_endpoint: None,
         })
     }
 }

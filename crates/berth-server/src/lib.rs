@@ -117,7 +117,8 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
 
     let mut gateway = Gateway::new(config.aws.clone(), iam_state.clone(), iam_state.clone(), clock.clone())
         .with_max_body_bytes(config.max_body_bytes);
-    gateway.register(Arc::new(StsService::new(store.clone(), clock.clone(), iam_state.clone(), verifier)));
+    let sts = Arc::new(StsService::new(store.clone(), clock.clone(), iam_state.clone(), verifier));
+    gateway.register(sts.clone());
     gateway.register(Arc::new(IamService::new(store.clone(), clock.clone(), iam_state.clone())));
     gateway.register(Arc::new(EcrService::new(registry.clone(), iam_state.clone())));
     gateway.register(Arc::new(EcsService::open(store.clone(), clock.clone(), config.aws.clone(), iam_state.clone())?));
@@ -129,6 +130,13 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
 
     let (stop, stop_rx) = watch::channel(false);
     let grace = config.shutdown_grace;
+    // What containers reach at 169.254.170.2: their task role's credentials and their metadata.
+    let role_sessions: Arc<dyn berth_ecs::ports::RoleSessions> =
+        Arc::new(adapters::StsRoleSessions { sts: sts.clone(), duration_secs: 6 * 3600 });
+    let task_endpoint = match config.task_endpoint {
+        Some(addr) => start_task_endpoint(addr, &store, role_sessions.clone(), &clock, &config, stop_rx.clone()).await,
+        None => None,
+    };
     // Lifecycle policies and garbage collection, stopped with the server (it holds the store).
     let maintenance = berth_registry::maintenance::spawn(
         data_path.registry().clone(),
@@ -139,6 +147,9 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
     let task = tokio::spawn(async move {
         serve(listener, gateway, data_path, stop_rx, grace, store).await;
         let _ = maintenance.await;
+        if let Some(t) = task_endpoint {
+            let _ = t.await;
+        }
     });
     Ok(RunningServer {
         local_addr,
@@ -150,6 +161,34 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         stop,
         task,
     })
+}
+
+/// Starts the task endpoint on `addr`, adding 169.254.170.2 to `lo` first when that is the address.
+/// Failing to bind is not fatal: berth serves its API, and tasks run without credentials or
+/// metadata (said in the log).
+async fn start_task_endpoint(
+    addr: SocketAddr,
+    store: &Store,
+    sessions: Arc<dyn berth_ecs::ports::RoleSessions>,
+    clock: &SharedClock,
+    config: &Config,
+    stop: watch::Receiver<bool>,
+) -> Option<JoinHandle<()>> {
+    use berth_ecs::task_endpoint::{self, TaskEndpoint};
+    if addr.ip().to_string() == task_endpoint::LINK_LOCAL_ADDRESS {
+        task_endpoint::ensure_link_local_address();
+    }
+    match task_endpoint::bind(addr).await {
+        Ok(listener) => {
+            let endpoint = TaskEndpoint::new(store.clone(), sessions, clock.clone(), &config.aws.region);
+            tracing::info!(%addr, "task endpoint (credentials, metadata v4) listening");
+            Some(tokio::spawn(endpoint.serve(listener, stop)))
+        }
+        Err(e) => {
+            tracing::warn!(%addr, error = %e, "cannot listen for the task endpoint: tasks get no credentials or metadata");
+            None
+        }
+    }
 }
 
 fn write_endpoint_file(data_dir: &Path, addr: SocketAddr) -> Result<(), ServerError> {

@@ -36,6 +36,10 @@ struct ServerArgs {
     /// The registry's host as docker reaches it, for repository URIs (default: localhost:<port>).
     #[arg(long, env = "BERTH_REGISTRY_HOST")]
     registry_host: Option<String>,
+    /// Where tasks' containers get their role credentials and metadata; `off` serves none.
+    /// 169.254.170.2 is added to `lo` when berth may (root).
+    #[arg(long, env = "BERTH_TASK_ENDPOINT", default_value = "169.254.170.2:80")]
+    task_endpoint: String,
 }
 
 #[derive(Subcommand)]
@@ -100,6 +104,12 @@ fn config(args: &ServerArgs) -> anyhow::Result<berth_server::Config> {
         args.region.as_deref(),
     )?;
     config.registry_host = args.registry_host.clone();
+    config.task_endpoint = match args.task_endpoint.as_str() {
+        "off" | "" => None,
+        addr => Some(addr.parse().with_context(|| {
+            format!("--task-endpoint '{addr}' is not an IP address and port (or `off`), e.g. 169.254.170.2:80")
+        })?),
+    };
     Ok(config)
 }
 
