@@ -60,6 +60,8 @@ pub struct RunningServer {
     pub services: Vec<&'static berth_aws::ServiceSpec>,
     /// The registry's host as clients reach it (`localhost:4566`).
     pub registry_host: String,
+    /// Where the task endpoint listens, if it does.
+    pub task_endpoint: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -133,9 +135,9 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
     // What containers reach at 169.254.170.2: their task role's credentials and their metadata.
     let role_sessions: Arc<dyn berth_ecs::ports::RoleSessions> =
         Arc::new(adapters::StsRoleSessions { sts: sts.clone(), duration_secs: 6 * 3600 });
-    let task_endpoint = match config.task_endpoint {
+    let (task_endpoint, task_endpoint_addr) = match config.task_endpoint {
         Some(addr) => start_task_endpoint(addr, &store, role_sessions.clone(), &clock, &config, stop_rx.clone()).await,
-        None => None,
+        None => (None, None),
     };
     // Lifecycle policies and garbage collection, stopped with the server (it holds the store).
     let maintenance = berth_registry::maintenance::spawn(
@@ -158,6 +160,7 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         config,
         services,
         registry_host,
+        task_endpoint: task_endpoint_addr,
         stop,
         task,
     })
@@ -173,20 +176,21 @@ async fn start_task_endpoint(
     clock: &SharedClock,
     config: &Config,
     stop: watch::Receiver<bool>,
-) -> Option<JoinHandle<()>> {
+) -> (Option<JoinHandle<()>>, Option<SocketAddr>) {
     use berth_ecs::task_endpoint::{self, TaskEndpoint};
     if addr.ip().to_string() == task_endpoint::LINK_LOCAL_ADDRESS {
         task_endpoint::ensure_link_local_address();
     }
     match task_endpoint::bind(addr).await {
         Ok(listener) => {
+            let local = listener.local_addr().ok();
             let endpoint = TaskEndpoint::new(store.clone(), sessions, clock.clone(), &config.aws.region);
-            tracing::info!(%addr, "task endpoint (credentials, metadata v4) listening");
-            Some(tokio::spawn(endpoint.serve(listener, stop)))
+            tracing::info!(addr = ?local, "task endpoint (credentials, metadata v4) listening");
+            (Some(tokio::spawn(endpoint.serve(listener, stop))), local)
         }
         Err(e) => {
             tracing::warn!(%addr, error = %e, "cannot listen for the task endpoint: tasks get no credentials or metadata");
-            None
+            (None, None)
         }
     }
 }

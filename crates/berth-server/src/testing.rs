@@ -23,6 +23,17 @@ impl TestServer {
         TestServer::start_with_clock(Arc::new(SystemClock)).await
     }
 
+    /// Starts a server with a configuration changed by `adjust` (e.g. a task endpoint on a free port).
+    pub async fn start_with_config(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("create a temporary data dir");
+        let mut config = Config::new("127.0.0.1:0", Some(dir.path().to_path_buf()), None, None).expect("test config");
+        adjust(&mut config);
+        let clock: SharedClock = Arc::new(SystemClock);
+        let server = start_with_clock(config, clock.clone()).await.expect("start a test server");
+        let client = root_client(&server).with_clock(clock.clone());
+        TestServer { server, client, clock, dir }
+    }
+
     /// Starts a server whose time is `clock` (e.g. a [`berth_aws::time::ManualClock`] to test expiry).
     pub async fn start_with_clock(clock: SharedClock) -> TestServer {
         let dir = tempfile::tempdir().expect("create a temporary data dir");

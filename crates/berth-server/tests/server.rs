@@ -144,3 +144,6 @@ mod ecs;
 mod iam;
 #[path = "server/registry.rs"]
 mod registry;
+
+#[path = "server/task_endpoint.rs"]
+mod task_endpoint;
