@@ -1436,13 +1436,14 @@ def main():
         json.dump({"info": info, "cores": cores, "startup": startup, "running": running, "authz": authz,
                    "spawn_ms": spawn_ms}, f, indent=2)
     md = render(info, cores, startup, running, authz, spawn_ms, args, durations)
-    # Section 5 (registry throughput) is written by ./bench/registry.sh: keep it.
+    # Sections 5 and 6 are written by ./bench/registry.sh and ./bench/ecs.sh: keep them.
     try:
         with open(args.results) as f:
             old = f.read()
-        begin, end = "<!-- registry-bench:begin -->", "<!-- registry-bench:end -->"
-        if begin in old and end in old:
-            md = md.rstrip("\n") + "\n\n" + old[old.index(begin):old.index(end) + len(end)] + "\n"
+        for name in ("registry-bench", "ecs-bench"):
+            begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+            if begin in old and end in old:
+                md = md.rstrip("\n") + "\n\n" + old[old.index(begin):old.index(end) + len(end)] + "\n"
     except FileNotFoundError:
         pass
     with open(args.results, "w") as f:

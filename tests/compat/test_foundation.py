@@ -46,6 +46,8 @@ from berthcompat import (
 ROOT_ARN = f"arn:aws:iam::{ACCOUNT_ID}:root"
 GET_CALLER_IDENTITY = {"Action": "GetCallerIdentity", "Version": STS_VERSION}
 ECS_LIST_CLUSTERS = "AmazonEC2ContainerServiceV20141113.ListClusters"
+# An operation ECS does not have: answered with a JSON error by every berth.
+ECS_UNKNOWN_OPERATION = "AmazonEC2ContainerServiceV20141113.NoSuchOperation"
 JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
 UNKNOWN_KEY_ID = "AKIAUNKNOWNKEY000000"
 WRONG_SECRET = "wrongSecret/0123456789+abcdefghijklmnopq"
@@ -465,7 +467,7 @@ def test_malformed_form_body_is_a_4xx_error_response(berth):
 
 
 def test_json_request_for_unknown_target_is_a_json_error(berth):
-    resp = berth.signed("POST", "/", b"{}", {"Content-Type": JSON_CONTENT_TYPE, "X-Amz-Target": ECS_LIST_CLUSTERS},
+    resp = berth.signed("POST", "/", b"{}", {"Content-Type": JSON_CONTENT_TYPE, "X-Amz-Target": ECS_UNKNOWN_OPERATION},
                         service="ecs")
     assert 400 <= resp.status < 500, resp
     assert json_error_type(resp), resp
@@ -592,7 +594,7 @@ def test_every_response_carries_a_request_id(berth):
         "iam-no-such-entity": berth.query({"Action": "GetUser", "Version": "2010-05-08", "UserName": unique("nobody")},
                                           service="iam"),
         "json-error": berth.signed("POST", "/", b"{}", {"Content-Type": JSON_CONTENT_TYPE,
-                                                       "X-Amz-Target": ECS_LIST_CLUSTERS}, service="ecs"),
+                                                       "X-Amz-Target": ECS_UNKNOWN_OPERATION}, service="ecs"),
     }
     ids = {}
     for name, resp in responses.items():
