@@ -76,6 +76,48 @@ fn resource_arn_member(_ctx: &RequestContext, input: &Input) -> Result<String, A
         .ok_or_else(|| AwsError::missing_parameter(Protocol::AwsJson1_1, "resourceArn"))
 }
 
+/// `RunTask`'s task definition (`family`, `family:revision` or ARN) as an ARN.
+fn run_task_definition(ctx: &RequestContext, input: &Input) -> Result<String, AwsError> {
+    let reference = json_input(input)
+        .and_then(|m| m.get("taskDefinition"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| AwsError::missing_parameter(Protocol::AwsJson1_1, "taskDefinition"))?;
+    Ok(td::arn_of_reference(&ctx.aws, reference))
+}
+
+/// The `cluster` member's ARN, `default` when absent (RunTask, ListTasks).
+fn cluster_or_default(ctx: &RequestContext, input: &Input) -> Result<String, AwsError> {
+    let reference =
+        json_input(input).and_then(|m| m.get("cluster")).and_then(Value::as_str).unwrap_or(cluster::DEFAULT_CLUSTER);
+    Ok(cluster::arn_of_reference(&ctx.aws, reference))
+}
+
+fn task_member_cluster(input: &Input) -> String {
+    let reference =
+        json_input(input).and_then(|m| m.get("cluster")).and_then(Value::as_str).unwrap_or(cluster::DEFAULT_CLUSTER);
+    reference.rsplit('/').next().unwrap_or(reference).to_string()
+}
+
+/// `StopTask`'s task as `arn:…:task/<cluster>/<id>`.
+fn stopped_task(ctx: &RequestContext, input: &Input) -> Result<String, AwsError> {
+    let reference = json_input(input)
+        .and_then(|m| m.get("task"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| AwsError::missing_parameter(Protocol::AwsJson1_1, "task"))?;
+    Ok(crate::run_task::task_arn_of_reference(&ctx.aws, &task_member_cluster(input), reference))
+}
+
+/// The first task `DescribeTasks` names; the handler checks the rest.
+fn first_described_task(ctx: &RequestContext, input: &Input) -> Result<String, AwsError> {
+    let first = json_input(input)
+        .and_then(|m| m.get("tasks"))
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+        .and_then(Value::as_str)
+        .ok_or_else(|| AwsError::missing_parameter(Protocol::AwsJson1_1, "tasks"))?;
+    Ok(crate::run_task::task_arn_of_reference(&ctx.aws, &task_member_cluster(input), first))
+}
+
 const CLUSTER: ResourceRule = ResourceRule::Arn(cluster_member);
 const RESOURCE_ARN: ResourceRule = ResourceRule::Arn(resource_arn_member);
 
@@ -105,6 +147,10 @@ pub static ECS_SPEC: ServiceSpec = ServiceSpec {
         Operation::action("TagResource", "ecs:TagResource", RESOURCE_ARN),
         Operation::action("UntagResource", "ecs:UntagResource", RESOURCE_ARN),
         Operation::action("ListTagsForResource", "ecs:ListTagsForResource", RESOURCE_ARN),
+        Operation::action("RunTask", "ecs:RunTask", ResourceRule::Arn(run_task_definition)),
+        Operation::action("StopTask", "ecs:StopTask", ResourceRule::Arn(stopped_task)),
+        Operation::action("DescribeTasks", "ecs:DescribeTasks", ResourceRule::Arn(first_described_task)),
+        Operation::action("ListTasks", "ecs:ListTasks", ResourceRule::Arn(cluster_or_default)),
     ],
 };
 
@@ -114,10 +160,10 @@ const MAX_DELETED_TASK_DEFINITIONS: usize = 10;
 
 /// The ECS API service.
 pub struct EcsService {
-    store: Store,
+    pub(crate) store: Store,
     clock: SharedClock,
-    aws: Arc<AwsContext>,
-    /// For the resources after the first of `DescribeClusters` and `DeleteTaskDefinitions`.
+    pub(crate) aws: Arc<AwsContext>,
+    /// For the resources after the first of `DescribeClusters`, `DeleteTaskDefinitions` and `DescribeTasks`.
     authorizer: Arc<dyn Authorizer>,
 }
 
@@ -145,7 +191,7 @@ impl EcsService {
     }
 
     /// Now, in milliseconds since the epoch.
-    fn now_ms(&self) -> i64 {
+    pub(crate) fn now_ms(&self) -> i64 {
         match self.clock.now().duration_since(std::time::UNIX_EPOCH) {
             Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
             Err(_) => 0,
@@ -153,7 +199,7 @@ impl EcsService {
     }
 
     /// Authorizes `action` on each of `resources` as the gateway does for the first one.
-    fn authorize_each(
+    pub(crate) fn authorize_each(
         &self,
         ctx: &RequestContext,
         action: &str,
@@ -766,6 +812,10 @@ impl Service for EcsService {
                 "TagResource" => self.tag_resource(m).await?,
                 "UntagResource" => self.untag_resource(m).await?,
                 "ListTagsForResource" => self.list_tags_for_resource(m).await?,
+                "RunTask" => self.run_task(m).await?,
+                "StopTask" => self.stop_task(m).await?,
+                "DescribeTasks" => self.describe_tasks(ctx, m).await?,
+                "ListTasks" => self.list_tasks(m).await?,
                 op => return Err(AwsError::client("UnknownOperationException", format!("Unknown operation {op}"))),
             };
             Ok(Output::Json(out))

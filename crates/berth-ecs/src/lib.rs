@@ -8,6 +8,8 @@
 //!   ([`TaskDefinitionSpec`]) the task controller starts containers from, and its rows.
 //! - [`tasks`]: the `ecs_tasks` table's row type and queries (`count_by_status`).
 //! - [`tags`]: resource tags.
+//! - [`run_task`]: `RunTask`, `StopTask`, `DescribeTasks`, `ListTasks` (rows only, no Docker work).
+//! - [`task_controller`]: drives Docker containers from the task rows (start, observe, stop, adopt).
 //! - [`schema`]: the `ecs` migrations.
 #![forbid(unsafe_code)]
 
@@ -16,8 +18,10 @@ pub mod ecs;
 pub mod error;
 pub mod input;
 pub mod ports;
+pub mod run_task;
 pub mod schema;
 pub mod tags;
+pub mod task_controller;
 pub mod task_definition;
 pub mod task_endpoint;
 pub mod tasks;

@@ -227,3 +227,133 @@ pub fn task_definition_in_use(conn: &Connection, task_definition_arn: &str) -> R
     )?;
     Ok(stmt.query_row([task_definition_arn], |r| r.get(0))?)
 }
+
+/// The task whose id (the last part of its ARN) is `task_id`.
+pub fn get_by_id(conn: &Connection, task_id: &str) -> Result<Option<TaskRow>, EcsError> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM ecs_tasks WHERE task_id = ?1"))?;
+    Ok(stmt.query_row([task_id], TaskRow::from_row).optional()?)
+}
+
+/// Every task not yet STOPPED: what the task controller drives.
+pub fn not_stopped(conn: &Connection) -> Result<Vec<TaskRow>, EcsError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM ecs_tasks WHERE last_status != 'STOPPED' ORDER BY created_at"
+    ))?;
+    let rows = stmt.query_map([], TaskRow::from_row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The ARNs of every task in the table, in any state (to tell adopted containers from orphans).
+pub fn all_arns(conn: &Connection) -> Result<Vec<(String, String)>, EcsError> {
+    let mut stmt = conn.prepare_cached("SELECT task_arn, last_status FROM ecs_tasks")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// What `ListTasks` filters on.
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    pub cluster: String,
+    pub family: Option<String>,
+    pub started_by: Option<String>,
+    /// `RUNNING` or `STOPPED`: the tasks whose `desiredStatus` is that.
+    pub desired_status: String,
+}
+
+/// Task ARNs matching `filter`, by ARN, after `after`, at most `limit` + 1.
+pub fn list_arns(
+    conn: &Connection,
+    filter: &ListFilter,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<String>, EcsError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT task_arn FROM ecs_tasks WHERE cluster = ?1 AND desired_status = ?2 \
+         AND (?3 IS NULL OR family = ?3) AND (?4 IS NULL OR started_by = ?4) AND task_arn > ?5 \
+         ORDER BY task_arn LIMIT ?6",
+    )?;
+    let rows = stmt.query_map(
+        berth_store::rusqlite::params![
+            filter.cluster,
+            filter.desired_status,
+            filter.family,
+            filter.started_by,
+            after.unwrap_or(""),
+            (limit + 1) as i64
+        ],
+        |r| r.get(0),
+    )?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Writes every column of `row` if its version is still `row.version`, bumping it. `false` when
+/// someone else wrote the row in between (or it is gone): re-read and decide again.
+pub fn update(conn: &Connection, row: &TaskRow) -> Result<bool, EcsError> {
+    let n = conn.execute(
+        "UPDATE ecs_tasks SET last_status = :last_status, desired_status = :desired_status, started_at = :started_at, \
+         stopping_at = :stopping_at, stopped_at = :stopped_at, stop_code = :stop_code, stopped_reason = :stopped_reason, \
+         health_status = :health_status, tags = :tags, containers = :containers, attachments = :attachments, \
+         runtime = :runtime, version = version + 1 WHERE task_arn = :task_arn AND version = :version",
+        named_params! {
+            ":task_arn": row.task_arn,
+            ":last_status": row.last_status,
+            ":desired_status": row.desired_status,
+            ":started_at": row.started_at,
+            ":stopping_at": row.stopping_at,
+            ":stopped_at": row.stopped_at,
+            ":stop_code": row.stop_code,
+            ":stopped_reason": row.stopped_reason,
+            ":health_status": row.health_status,
+            ":tags": crate::tags::to_json(&row.tags).to_string(),
+            ":containers": row.containers.to_string(),
+            ":attachments": row.attachments.to_string(),
+            ":runtime": row.runtime.to_string(),
+            ":version": row.version,
+        },
+    )?;
+    Ok(n > 0)
+}
+
+/// How many tasks STOPPED before `cutoff` (ms) are still kept.
+pub fn count_stopped_before(conn: &Connection, cutoff: i64) -> Result<u64, EcsError> {
+    let n: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM ecs_tasks WHERE last_status = 'STOPPED' AND stopped_at < ?1",
+        [cutoff],
+        |r| r.get(0),
+    )?;
+    Ok(n.max(0) as u64)
+}
+
+/// Deletes tasks STOPPED before `cutoff` (ms), with their endpoint ids; returns how many.
+pub fn delete_stopped_before(conn: &Connection, cutoff: i64) -> Result<usize, EcsError> {
+    conn.execute(
+        "DELETE FROM ecs_task_endpoint_ids WHERE task_arn IN \
+         (SELECT task_arn FROM ecs_tasks WHERE last_status = 'STOPPED' AND stopped_at < ?1)",
+        [cutoff],
+    )?;
+    Ok(conn.execute("DELETE FROM ecs_tasks WHERE last_status = 'STOPPED' AND stopped_at < ?1", [cutoff])?)
+}
+
+/// Records one of a task's ids on the task endpoint (`kind` is `credentials` or `metadata`).
+pub fn insert_endpoint_id(
+    conn: &Connection,
+    id: &str,
+    kind: &str,
+    task_arn: &str,
+    role_arn: Option<&str>,
+    container_name: Option<&str>,
+) -> Result<(), EcsError> {
+    conn.execute(
+        "INSERT INTO ecs_task_endpoint_ids (id, kind, task_arn, role_arn, container_name) VALUES (?1, ?2, ?3, ?4, ?5)",
+        berth_store::rusqlite::params![id, kind, task_arn, role_arn, container_name],
+    )?;
+    Ok(())
+}
+
+/// A task's endpoint ids: `(id, kind, container_name)`.
+pub fn endpoint_ids(conn: &Connection, task_arn: &str) -> Result<Vec<(String, String, Option<String>)>, EcsError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT id, kind, container_name FROM ecs_task_endpoint_ids WHERE task_arn = ?1")?;
+    let rows = stmt.query_map([task_arn], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}

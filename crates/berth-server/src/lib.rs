@@ -126,6 +126,7 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
     gateway.register(Arc::new(EcsService::open(store.clone(), clock.clone(), config.aws.clone(), iam_state.clone())?));
     let gateway = Arc::new(gateway);
     let services = gateway.specs();
+    let credentials: Arc<dyn berth_aws::CredentialStore> = iam_state.clone();
     let data_path = Arc::new(DataPath::new(registry, iam_state.clone(), iam_state));
 
     write_endpoint_file(&config.data_dir, local_addr)?;
@@ -146,8 +147,29 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         config.registry_gc_grace,
         stop_rx.clone(),
     );
+    // The task controller: RunTask's rows become containers on the Docker Engine. Without an
+    // engine berth still serves its API, and tasks stop with a stoppedReason that says why.
+    let runtime: Option<Arc<dyn berth_runtime::Runtime>> = match berth_runtime::DockerRuntime::connect().await {
+        Ok(rt) => Some(Arc::new(rt)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no Docker Engine: ECS tasks cannot run (they stop with ResourceInitializationError)");
+            None
+        }
+    };
+    let images: Arc<dyn berth_ecs::ports::ImageSource> =
+        Arc::new(adapters::RegistryImages { registry: data_path.registry().clone(), credentials });
+    let controller = berth_ecs::task_controller::TaskController::new(
+        store.clone(),
+        clock.clone(),
+        &config.aws.region,
+        runtime,
+        images,
+        role_sessions.clone(),
+    )
+    .spawn(stop_rx.clone());
     let task = tokio::spawn(async move {
         serve(listener, gateway, data_path, stop_rx, grace, store).await;
+        let _ = controller.await;
         let _ = maintenance.await;
         if let Some(t) = task_endpoint {
             let _ = t.await;

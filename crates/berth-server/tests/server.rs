@@ -140,6 +140,8 @@ async fn shutdown_lets_in_flight_requests_finish() {
 mod ecr;
 #[path = "server/ecs.rs"]
 mod ecs;
+#[path = "server/ecs_tasks.rs"]
+mod ecs_tasks;
 #[path = "server/iam.rs"]
 mod iam;
 #[path = "server/registry.rs"]
