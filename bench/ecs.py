@@ -200,11 +200,22 @@ def main() -> None:
             time.sleep(0.05)
         many = {"tasks": len(arns), "running": len(running), "seconds": time.monotonic() - t0}
         log(f"{len(running)}/{len(arns)} tasks RUNNING after {many['seconds']:.1f} s")
-        for i in range(0, len(arns), 10):
-            for a in arns[i:i + 10]:
-                berth.ecs.stop_task(cluster="bench", task=a)
+        for a in arns:
+            berth.ecs.stop_task(cluster="bench", task=a)
+        # Wait for berth to stop and remove them before berth itself stops.
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            statuses = [t["lastStatus"] for i in range(0, len(arns), 100)
+                        for t in berth.ecs.describe_tasks(cluster="bench", tasks=arns[i:i + 100])["tasks"]]
+            if all(s == "STOPPED" for s in statuses):
+                break
+            time.sleep(0.2)
     finally:
         berth.stop()
+        # Whatever berth did not get to remove (an error above): its containers carry its data dir.
+        left = run("docker", "ps", "-aq", "--filter", f"label=berth.ecs.owner={berth.data}").split()
+        if left:
+            subprocess.run(["docker", "rm", "-f", *left], capture_output=True)
         subprocess.run(["docker", "rm", "-f", *run("docker", "ps", "-aq", "--filter", "label=berth-bench=1").split()], capture_output=True)
         subprocess.run(["docker", "network", "rm", net], capture_output=True)
         subprocess.run(["docker", "rmi", "-f", local, f"{berth.host}/bench/web:1"], capture_output=True)
