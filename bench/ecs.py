@@ -217,7 +217,7 @@ def main() -> None:
         if left:
             subprocess.run(["docker", "rm", "-f", *left], capture_output=True)
         subprocess.run(["docker", "rm", "-f", *run("docker", "ps", "-aq", "--filter", "label=berth-bench=1").split()], capture_output=True)
-        subprocess.run(["docker", "network", "rm", net], capture_output=True)
+        subprocess.run(["docker", "network", "rm", net, "berth-ecs-bench"], capture_output=True)
         subprocess.run(["docker", "rmi", "-f", local, f"{berth.host}/bench/web:1"], capture_output=True)
 
     med = {k: statistics.median(v) for k, v in results.items()}
