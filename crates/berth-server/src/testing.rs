@@ -71,6 +71,52 @@ impl TestServer {
     pub async fn shutdown(self) {
         self.server.shutdown().await;
     }
+
+    /// Creates an IAM user (with `policy` as an inline policy, if given) and an access key for it,
+    /// through the IAM API as the root key; returns the key. Panics on a refusal: test setup.
+    pub async fn create_user(&self, name: &str, policy: Option<&str>) -> SigningCredentials {
+        let iam = |action: &'static str, params: &[(&str, &str)]| {
+            let c = self.client.clone();
+            let params: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            async move {
+                let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let r = c.query("iam", action, "2010-05-08", &p).await.expect("IAM request");
+                assert_eq!(r.status, 200, "{action}: {}", r.text());
+                r
+            }
+        };
+        iam("CreateUser", &[("UserName", name)]).await;
+        if let Some(policy) = policy {
+            iam("PutUserPolicy", &[("UserName", name), ("PolicyName", "p"), ("PolicyDocument", policy)]).await;
+        }
+        let key = iam("CreateAccessKey", &[("UserName", name)]).await;
+        SigningCredentials {
+            access_key_id: key.xml_value("AccessKeyId").expect("an access key id"),
+            secret_access_key: key.xml_value("SecretAccessKey").expect("a secret access key"),
+            session_token: None,
+        }
+    }
+
+    /// [`TestServer::create_user`], as a client signed with the new key.
+    pub async fn user_client(&self, name: &str, policy: Option<&str>) -> ApiClient {
+        let key = self.create_user(name, policy).await;
+        self.client_with(key)
+    }
+}
+
+/// The registry password (`aws ecr get-login-password`) for `client`'s identity: GetAuthorizationToken,
+/// then the part after `AWS:` of the base64 token.
+pub async fn ecr_password(client: &ApiClient) -> String {
+    use base64::Engine as _;
+    let r = client
+        .json("ecr", "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken", &serde_json::json!({}))
+        .await
+        .expect("ECR request");
+    assert_eq!(r.status, 200, "GetAuthorizationToken: {}", r.text());
+    let body: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
+    let token = body["authorizationData"][0]["authorizationToken"].as_str().expect("a token");
+    let decoded = base64::engine::general_purpose::STANDARD.decode(token).expect("base64");
+    String::from_utf8(decoded).expect("utf-8").strip_prefix("AWS:").expect("AWS:<password>").to_string()
 }
 
 /// A client signed with the server's root key.

@@ -3,9 +3,6 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-use berth_aws::sigv4::SigningCredentials;
 use berth_aws::Secret;
 use berth_runtime::{ImageReference, RegistryAuth, RuntimeError};
 use berth_server::testing::TestServer;
@@ -23,32 +20,10 @@ async fn ecr(t: &TestServer, op: &str, body: Value) -> Value {
 
 /// The ECR password of an IAM user who may only pull (the actions of ECS's task execution role).
 async fn puller_password(t: &TestServer) -> String {
-    let iam = |action: &'static str, params: Vec<(&'static str, String)>| {
-        let c = t.client.clone();
-        async move {
-            let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let r = c.query("iam", action, "2010-05-08", &p).await.expect("IAM request");
-            assert_eq!(r.status, 200, "{action}: {}", r.text());
-            r
-        }
-    };
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ecr:GetAuthorizationToken",
         "ecr:BatchCheckLayerAvailability","ecr:GetDownloadUrlForLayer","ecr:BatchGetImage"],"Resource":"*"}]}"#;
-    iam("CreateUser", vec![("UserName", "puller".into())]).await;
-    let doc = vec![("UserName", "puller".into()), ("PolicyName", "pull".into()), ("PolicyDocument", policy.into())];
-    iam("PutUserPolicy", doc).await;
-    let key = iam("CreateAccessKey", vec![("UserName", "puller".into())]).await;
-    let client = t.client_with(SigningCredentials {
-        access_key_id: key.xml_value("AccessKeyId").expect("a key id"),
-        secret_access_key: key.xml_value("SecretAccessKey").expect("a secret"),
-        session_token: None,
-    });
-    let r = client.json("ecr", &format!("{ECR}.GetAuthorizationToken"), &json!({})).await.expect("ECR request");
-    assert_eq!(r.status, 200, "{}", r.text());
-    let body: Value = serde_json::from_slice(&r.body).expect("JSON");
-    let token = body["authorizationData"][0]["authorizationToken"].as_str().expect("a token");
-    let decoded = String::from_utf8(STANDARD.decode(token).expect("base64")).expect("utf-8");
-    decoded.strip_prefix("AWS:").expect("AWS:password").to_string()
+    let puller = t.user_client("puller", Some(policy)).await;
+    berth_server::testing::ecr_password(&puller).await
 }
 
 // Multi-threaded: the docker CLI blocks this test's thread while berth (in-process) answers it.
@@ -59,11 +34,8 @@ async fn an_image_pushed_to_berths_registry_is_pulled_with_the_ecr_password() {
     let host = t.server.registry_host.clone();
     let repository = format!("runtime/{}", f.id);
     ecr(&t, "CreateRepository", json!({ "repositoryName": repository })).await;
-    let token = ecr(&t, "GetAuthorizationToken", json!({})).await;
-    let token = token["authorizationData"][0]["authorizationToken"].as_str().expect("a token");
-    let decoded = String::from_utf8(STANDARD.decode(token).expect("base64")).expect("utf-8");
-    let (user, password) = decoded.split_once(':').expect("user:password");
-    assert_eq!(user, "AWS");
+    let password = berth_server::testing::ecr_password(&t.client).await;
+    let password = password.as_str();
 
     // docker login + push, in a private docker config.
     let config = tempfile::tempdir().expect("a docker config dir");

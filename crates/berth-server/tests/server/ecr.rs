@@ -109,26 +109,7 @@ async fn push_image(c: &ApiClient, repo: &str, layer: &[u8], tag: Option<&str>) 
 
 /// An IAM user with `policy` inline (or none), and its key.
 async fn user(t: &TestServer, name: &str, policy: Option<&str>) -> SigningCredentials {
-    let iam = |action: &'static str, params: Vec<(&'static str, String)>| {
-        let c = t.client.clone();
-        async move {
-            let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let r = c.query("iam", action, "2010-05-08", &p).await.unwrap();
-            assert_eq!(r.status, 200, "{}", r.text());
-            r
-        }
-    };
-    iam("CreateUser", vec![("UserName", name.to_string())]).await;
-    if let Some(p) = policy {
-        iam("PutUserPolicy", vec![("UserName", name.into()), ("PolicyName", "p".into()), ("PolicyDocument", p.into())])
-            .await;
-    }
-    let key = iam("CreateAccessKey", vec![("UserName", name.to_string())]).await;
-    SigningCredentials {
-        access_key_id: key.xml_value("AccessKeyId").unwrap(),
-        secret_access_key: key.xml_value("SecretAccessKey").unwrap(),
-        session_token: None,
-    }
+    t.create_user(name, policy).await
 }
 
 /// A plain GET (no credentials), as a client handed a download URL makes it.

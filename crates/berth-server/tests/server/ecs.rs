@@ -3,7 +3,6 @@
 //! (cluster counts, `ClusterContainsTasksException`, revisions kept while a task uses them) write
 //! rows into `ecs_tasks` with `berth_ecs::tasks::TaskRow`, as `RunTask` will.
 
-use berth_aws::sigv4::SigningCredentials;
 use berth_ecs::tasks::TaskRow;
 use berth_server::client::{ApiClient, ApiResponse};
 use berth_server::testing::TestServer;
@@ -84,27 +83,7 @@ async fn register(c: &ApiClient, body: Value) -> Value {
 
 /// An IAM user with `policy` inline; a client signed with its key.
 async fn user(t: &TestServer, name: &str, policy: &str) -> ApiClient {
-    let iam = |action: &'static str, params: Vec<(&'static str, String)>| {
-        let c = t.client.clone();
-        async move {
-            let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let r = c.query("iam", action, "2010-05-08", &p).await.unwrap();
-            assert_eq!(r.status, 200, "{}", r.text());
-            r
-        }
-    };
-    iam("CreateUser", vec![("UserName", name.to_string())]).await;
-    iam(
-        "PutUserPolicy",
-        vec![("UserName", name.into()), ("PolicyName", "p".into()), ("PolicyDocument", policy.into())],
-    )
-    .await;
-    let key = iam("CreateAccessKey", vec![("UserName", name.to_string())]).await;
-    t.client_with(SigningCredentials {
-        access_key_id: key.xml_value("AccessKeyId").unwrap(),
-        secret_access_key: key.xml_value("SecretAccessKey").unwrap(),
-        session_token: None,
-    })
+    t.user_client(name, Some(policy)).await
 }
 
 #[tokio::test]

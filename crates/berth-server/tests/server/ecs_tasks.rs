@@ -6,8 +6,6 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use berth_server::client::{ApiClient, ApiResponse};
 use berth_server::testing::TestServer;
 use serde_json::{json, Value};
@@ -110,10 +108,7 @@ async fn push_test_image(t: &TestServer, repository: &str, cleanup: &mut Cleanup
     docker_ok(&build, &[("DOCKER_BUILDKIT", "0")], None);
 
     ecs_like_ecr(t, "CreateRepository", json!({ "repositoryName": repository })).await;
-    let token = ecs_like_ecr(t, "GetAuthorizationToken", json!({})).await;
-    let token = token["authorizationData"][0]["authorizationToken"].as_str().expect("a token");
-    let decoded = String::from_utf8(STANDARD.decode(token).unwrap()).unwrap();
-    let password = decoded.strip_prefix("AWS:").expect("AWS:password").to_string();
+    let password = berth_server::testing::ecr_password(&t.client).await;
     let config = tempfile::tempdir().unwrap();
     let env = [("DOCKER_CONFIG", config.path().to_str().unwrap())];
     docker_ok(&["login", "-u", "AWS", "--password-stdin", &host], &env, Some(&password));

@@ -41,14 +41,7 @@ fn error(r: &ApiResponse, status: u16, code: &str) -> String {
 
 /// Creates a user with an access key and the given inline policy; returns a client signed with its key.
 async fn user_with_policy(t: &TestServer, name: &str, policy: &str) -> ApiClient {
-    ok(iam(&t.client, "CreateUser", &[("UserName", name)]).await);
-    ok(iam(&t.client, "PutUserPolicy", &[("UserName", name), ("PolicyName", "p"), ("PolicyDocument", policy)]).await);
-    let key = ok(iam(&t.client, "CreateAccessKey", &[("UserName", name)]).await);
-    t.client_with(SigningCredentials {
-        access_key_id: key.xml_value("AccessKeyId").unwrap(),
-        secret_access_key: key.xml_value("SecretAccessKey").unwrap(),
-        session_token: None,
-    })
+    t.user_client(name, Some(policy)).await
 }
 
 #[tokio::test]

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
-use berth_aws::sigv4::SigningCredentials;
 use berth_aws::time::ManualClock;
 use berth_registry::Digest;
 use berth_server::client::ApiClient;
@@ -212,27 +211,7 @@ async fn push_image(reg: &Registry, repo: &str, seed: u64) -> Vec<u8> {
 
 /// Creates a user with an access key and the given inline policy; returns a client signed with it.
 async fn user_with_policy(t: &TestServer, name: &str, policy: &Value) -> ApiClient {
-    let iam = |action: &'static str, params: Vec<(&'static str, String)>| {
-        let client = t.client.clone();
-        async move {
-            let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let r = client.query("iam", action, "2010-05-08", &p).await.unwrap();
-            assert_eq!(r.status, 200, "{action}: {}", r.text());
-            r
-        }
-    };
-    iam("CreateUser", vec![("UserName", name.to_string())]).await;
-    iam(
-        "PutUserPolicy",
-        vec![("UserName", name.to_string()), ("PolicyName", "p".into()), ("PolicyDocument", policy.to_string())],
-    )
-    .await;
-    let key = iam("CreateAccessKey", vec![("UserName", name.to_string())]).await;
-    t.client_with(SigningCredentials {
-        access_key_id: key.xml_value("AccessKeyId").unwrap(),
-        secret_access_key: key.xml_value("SecretAccessKey").unwrap(),
-        session_token: None,
-    })
+    t.user_client(name, Some(&policy.to_string())).await
 }
 
 #[tokio::test]
