@@ -148,25 +148,26 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         stop_rx.clone(),
     );
     // The task controller: RunTask's rows become containers on the Docker Engine. Without an
-    // engine berth still serves its API, and tasks stop with a stoppedReason that says why.
-    let runtime: Option<Arc<dyn berth_runtime::Runtime>> = match berth_runtime::DockerRuntime::connect().await {
-        Ok(rt) => Some(Arc::new(rt)),
-        Err(e) => {
-            tracing::warn!(error = %e, "no Docker Engine: ECS tasks cannot run (they stop with ResourceInitializationError)");
-            None
-        }
-    };
+    // engine berth still serves its API, and tasks stop with a stoppedReason that says why. The
+    // engine is reached from the controller's own task, so that start-up does not wait on Docker.
     let images: Arc<dyn berth_ecs::ports::ImageSource> =
         Arc::new(adapters::RegistryImages { registry: data_path.registry().clone(), credentials });
-    let controller = berth_ecs::task_controller::TaskController::new(
-        store.clone(),
-        clock.clone(),
-        &config.aws.region,
-        runtime,
-        images,
-        role_sessions.clone(),
-    )
-    .spawn(stop_rx.clone());
+    let controller = {
+        let (store, clock, region, sessions, stop) =
+            (store.clone(), clock.clone(), config.aws.region.clone(), role_sessions.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            let runtime: Option<Arc<dyn berth_runtime::Runtime>> = match berth_runtime::DockerRuntime::connect().await {
+                Ok(rt) => Some(Arc::new(rt)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no Docker Engine: ECS tasks cannot run (they stop with ResourceInitializationError)");
+                    None
+                }
+            };
+            let controller =
+                berth_ecs::task_controller::TaskController::new(store, clock, &region, runtime, images, sessions);
+            let _ = controller.spawn(stop).await;
+        })
+    };
     let task = tokio::spawn(async move {
         serve(listener, gateway, data_path, stop_rx, grace, store).await;
         let _ = controller.await;
