@@ -13,10 +13,9 @@ pub struct ResolvedImage {
     pub pull_reference: String,
     /// The manifest digest, when the registry resolved it: recorded on the task's container.
     pub digest: Option<String>,
-    /// Registry credentials minted for the identity the pull runs as (the execution role's session).
+    /// Registry credentials minted for the identity the pull runs as (the execution role's session);
+    /// none for an image from another registry, which Docker pulls as it would anonymously.
     pub auth: Option<RegistryAuth>,
-    /// Whether the image lives in berth's own registry (else: a local image, used as it is).
-    pub from_registry: bool,
 }
 
 /// Why an image could not be resolved: ECS stops the task with

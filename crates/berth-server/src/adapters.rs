@@ -38,13 +38,8 @@ impl ImageSource for RegistryImages {
         Box::pin(async move {
             let parsed = ImageReference::parse(image).map_err(|e| ImageError(e.to_string()))?;
             let Some(name) = self.repository_name(&parsed.repository) else {
-                // Not berth's registry: a local image, used as the engine has it.
-                return Ok(ResolvedImage {
-                    pull_reference: image.to_string(),
-                    digest: None,
-                    auth: None,
-                    from_registry: false,
-                });
+                // Not berth's registry: Docker pulls it as given, without credentials.
+                return Ok(ResolvedImage { pull_reference: image.to_string(), digest: None, auth: None });
             };
             let reference = match (&parsed.digest, &parsed.tag) {
                 (Some(d), _) => Reference::parse(d),
@@ -76,7 +71,6 @@ impl ImageSource for RegistryImages {
                 pull_reference: format!("{host}/{name}@{digest}"),
                 digest: Some(digest.to_string()),
                 auth,
-                from_registry: true,
             })
         })
     }
